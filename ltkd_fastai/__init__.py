@@ -1,7 +1,4 @@
 __version__ = "0.1.0"
 # Importing the package registers the CIFAR model zoo with timm, so that
 # `timm.create_model('resnet8x4', num_classes=100)` works after `import ltkd_fastai`.
-try:
-    from . import models as _models  # noqa: F401
-except ImportError:  # the zoo module is optional while the package is being bootstrapped
-    pass
+from . import models as _models  # noqa: F401,E402
