@@ -1,0 +1,266 @@
+"Bad input, properties over every method, and fastai interplay of `ltkd_fastai.distill` (the notebook holds the examples)."
+import copy, pickle, warnings
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
+from fastai.data.core import Datasets
+from fastai.data.transforms import ItemGetter
+from fastai.learner import Learner, Recorder
+from fastai.losses import CrossEntropyLossFlat
+from fastai.torch_core import set_seed
+
+from ltkd_fastai.distill import (METHODS, DistillCallback, distill_learner, get_method, register_method, method_config,
+                                 warmup_factor, class_counts_of, resolve_groups)
+from ltkd_fastai.longtail import class_groups
+from ltkd_fastai import losses
+
+C, COUNTS = 5, [40, 20, 10, 6, 4]
+
+
+def make_dls(counts=COUNTS, bs=16, seed=0):
+    set_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(C, 3, 4, 4, generator=g)
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    yv = torch.arange(5 * C) % C
+    x, xv = means[y] + torch.randn(len(y), 3, 4, 4, generator=g), means[yv] + torch.randn(len(yv), 3, 4, 4, generator=g)
+    items = list(zip(x, y)) + list(zip(xv, yv))
+    ds = Datasets(items, tfms=[[ItemGetter(0)], [ItemGetter(1)]], splits=[range(len(y)), range(len(y), len(items))])
+    dls = ds.dataloaders(bs=bs, num_workers=0)
+    dls.c = C
+    return dls
+
+
+def net(seed, n_out=C):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, n_out))
+
+
+def quiet_fit(learn, n=1, lr=1e-2, **kw):
+    with learn.no_logging(), learn.no_bar(): learn.fit(n, lr, **kw)
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_method_lists_valid_keys():
+    with pytest.raises(ValueError, match="valid methods: 'ce', 'kd', 'dkd', 'dist', 'ltkd'"): get_method('fitnet')
+    with pytest.raises(ValueError, match='unknown distillation method'): DistillCallback(net(0), 'KD')
+
+
+@pytest.mark.parametrize('kw, msg', [
+    (dict(key='x', loss=lambda s, t: s.sum(), inputs=('teacher',)), 'unknown loss inputs'),
+    (dict(key='x-y', loss=lambda s, t: s.sum()), 'lowercase'),
+    (dict(key='x', loss=3), 'must be callable'),
+    (dict(key='x', loss=None, ce_weight=0.), 'needs ce_weight > 0'),
+    (dict(key='kd', loss=lambda s, t: s.sum()), 'already registered'),
+])
+def test_register_method_bad_input(kw, msg):
+    with pytest.raises(ValueError, match=msg): register_method(**kw)
+    assert 'x' not in METHODS
+
+
+def test_register_method_with_kwargs_loss_accepts_any_hyperparameter():
+    def anyloss(s, t, **kw): return (s - t).pow(2).mean() * kw.get('scale', 1.)
+    try:
+        register_method('anyloss_test', anyloss, defaults=dict(scale=2.))
+        assert method_config('anyloss_test', foo=1)['hparams'] == dict(scale=2., foo=1)
+    finally: METHODS.pop('anyloss_test', None)
+
+
+def test_method_config_rejects_foreign_hyperparameters():
+    with pytest.raises(ValueError, match=r"unknown argument\(s\) \['tau'\] for method 'ltkd'"): method_config('ltkd', tau=1.)
+    with pytest.raises(ValueError, match='>= 0'): method_config('dkd', warmup=-1)
+
+
+def test_callback_needs_its_inputs():
+    with pytest.raises(ValueError, match="needs a teacher"): DistillCallback(None, 'kd')
+    with pytest.raises(ValueError, match="needs `groups`"): DistillCallback(net(0), 'ltkd')
+    with pytest.raises(ValueError, match="needs `class_counts`"): DistillCallback(None, 'la')
+    with pytest.raises(ValueError, match="must be an nn.Module"): DistillCallback('resnet8', 'kd')
+
+
+def test_distill_learner_bad_input():
+    dls = make_dls()
+    with pytest.raises(ValueError, match='`teacher` must be'): distill_learner(dls, 42, net(1), 'kd')
+    with pytest.raises(ValueError, match='`student` must be'): distill_learner(dls, net(0), 42, 'kd')
+    with pytest.raises(ValueError, match='same module'):
+        m = net(0); distill_learner(dls, m, m, 'kd')
+    with pytest.raises(ValueError, match='class_counts has 3 classes but the data has 5'):
+        distill_learner(dls, net(0), net(1), class_counts=[1, 2, 3])
+    with pytest.raises(ValueError, match='must return a logits tensor'):
+        class Pair(nn.Module):
+            def __init__(self): super().__init__(); self.m = net(0)
+            def forward(self, x): return self.m(x), x
+        distill_learner(dls, Pair(), net(1), 'kd')
+    with pytest.raises(ValueError, match='cannot run on a batch'):
+        distill_learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(7, C)), net(1), 'kd')
+    dls.c = None
+    with pytest.raises(ValueError, match='pass n_out='): distill_learner(dls, net(0), net(1), 'kd', groups=None)
+
+
+def test_unknown_model_name_and_missing_checkpoint():
+    dls = make_dls()
+    with pytest.raises(ValueError, match='unknown model'): distill_learner(dls, net(0), 'no_such_net', 'kd')
+    with pytest.raises(ValueError, match='checkpoint not found'): distill_learner(dls, 'teachers/t.pth', net(1), 'kd')
+
+
+# ---------------------------------------------------------------- properties over every method
+@pytest.mark.parametrize('method', [k for k in METHODS])
+def test_training_loss_is_the_registry_formula(method):
+    "One batch through fastai: the loss the optimiser sees is ce_weight*CE + weight*loss(...) recomputed independently"
+    dls = make_dls()
+    learn = distill_learner(dls, net(0), net(1), method, lr=0.)
+    seen = []
+    class Grab(Callback):
+        order = 30
+        def after_loss(self):
+            if self.training: seen.append((self.xb[0].clone(), self.yb[0].clone(), self.pred.detach().clone(), self.loss.item()))
+    quiet_fit(learn, 1, 0., cbs=Grab())
+    spec, cfg = get_method(method), method_config(method)
+    xb, yb, pred, loss = seen[0]
+    with torch.no_grad(): t = learn.distill.teacher(xb) if spec.uses_teacher else None
+    counts = torch.tensor(COUNTS, dtype=torch.float32)
+    ctx = dict(t=t, target=yb, groups=class_groups(COUNTS), log_prior=(counts / counts.sum()).log())
+    ref = cfg['ce_weight'] * F.cross_entropy(pred, yb).item() if cfg['ce_weight'] else 0.
+    if spec.loss is not None:
+        ref += cfg['weight'] * warmup_factor(0, cfg['warmup']) * spec.loss(pred, *[ctx[k] for k in spec.inputs], **cfg['hparams']).item()
+    assert loss == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+def test_logged_terms_add_up_to_the_epoch_loss():
+    dls = make_dls()
+    learn = distill_learner(dls, net(0), net(1), 'ltkd', lr=0.)
+    losses_ = []
+    class Grab(Callback):
+        order = 30
+        def after_loss(self):
+            if self.training: losses_.append((self.loss.item(), len(self.yb[0])))
+    quiet_fit(learn, 1, 0., cbs=Grab())
+    v = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+    mean = sum(l * n for l, n in losses_) / sum(n for _, n in losses_)
+    assert v['ce'] + v['cross'] + v['within'] == pytest.approx(mean, rel=1e-5)
+
+
+def test_train_metrics_recorder_logs_terms_in_the_training_half_only():
+    dls = make_dls()
+    learn = distill_learner(dls, net(0), net(1), 'kd', cbs=None)
+    learn.recorder.train_metrics = True
+    quiet_fit(learn)
+    v = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+    assert np.isfinite(v['train_ce']) and np.isfinite(v['train_kd'])
+    assert np.isnan(v['valid_ce']) and np.isnan(v['valid_kd'])
+
+
+# ---------------------------------------------------------------- fastai interplay
+def test_ce_method_never_runs_the_teacher():
+    class Boom(nn.Module):
+        def forward(self, x): raise AssertionError('teacher ran')
+    learn = distill_learner(make_dls(), None, net(1), 'ce')
+    learn.distill.teacher = Boom()
+    quiet_fit(learn)
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+
+def test_validation_never_runs_the_teacher_and_get_preds_loss_is_ce():
+    calls = []
+    class Counting(nn.Module):
+        def __init__(self): super().__init__(); self.m = net(0)
+        def forward(self, x): calls.append(len(x)); return self.m(x)
+    dls = make_dls()
+    learn = distill_learner(dls, Counting(), net(1), 'ltkd')
+    calls.clear()
+    quiet_fit(learn)
+    assert sum(calls) == len(dls.train) * 16  # training batches only
+    calls.clear()
+    preds, targs, lss = learn.get_preds(with_loss=True, act=lambda o: o)  # raw logits
+    assert calls == []
+    np.testing.assert_allclose(lss, F.cross_entropy(preds, targs, reduction='none'), rtol=1e-4, atol=1e-5)
+
+
+def test_plain_learner_with_the_callback_and_lr_find():
+    dls = make_dls()
+    learn = Learner(dls, net(1), loss_func=CrossEntropyLossFlat(), cbs=DistillCallback(net(0), 'dkd'))
+    lf0 = learn.loss_func
+    quiet_fit(learn)
+    with learn.no_logging(), learn.no_bar(): learn.lr_find(num_it=5, show_plot=False)
+    assert learn.loss_func is lf0
+
+
+def test_mixup_teacher_sees_the_mixed_batch():
+    dls = make_dls()
+    seen = []
+    class Spy(nn.Module):
+        def __init__(self): super().__init__(); self.m = net(0)
+        def forward(self, x): seen.append(x.clone()); return self.m(x)
+    inputs = []
+    class Grab(Callback):
+        order = 30
+        def after_pred(self):
+            if self.training: inputs.append(self.xb[0].clone())
+    learn = distill_learner(dls, Spy(), net(1), 'kd', cbs=[MixUp(), Grab()])
+    seen.clear()  # the width check's forward
+    quiet_fit(learn)
+    assert len(seen) == len(inputs) > 0 and all(torch.equal(a, b) for a, b in zip(seen, inputs))
+    with pytest.raises(ValueError, match='MixUp'): distill_learner(dls, net(0), net(1), 'kd', cbs=MixUp(), cache_teacher=True)
+
+
+def test_pickle_drops_teacher_and_cache():
+    dls = make_dls()
+    learn = distill_learner(dls, net(0), net(1), 'kd', cache_teacher=True)
+    quiet_fit(learn)
+    cb = learn.distill
+    assert cb._table is not None
+    state = cb.__getstate__()
+    assert not {'teacher', '_table', '_table_y', '_cache_dl'} & {k for k, v in state.items() if v is not None}
+    assert cb.teacher is not None  # the live callback keeps them
+
+
+def test_cache_is_reused_across_fits_and_rebuilt_for_new_data():
+    dls = make_dls()
+    calls = []
+    class Counting(nn.Module):
+        def __init__(self): super().__init__(); self.m = net(0)
+        def forward(self, x): calls.append(len(x)); return self.m(x)
+    learn = distill_learner(dls, Counting(), net(1), 'kd', cache_teacher=True)
+    calls.clear()
+    quiet_fit(learn, 2)
+    assert sum(calls) == len(dls.train_ds)  # one pass over the training set, then lookups only
+    quiet_fit(learn, 1)
+    assert sum(calls) == len(dls.train_ds)
+    learn.dls = make_dls(counts=[30, 20, 10, 5, 5], seed=1)
+    quiet_fit(learn, 1)
+    assert sum(calls) == len(dls.train_ds) + 70
+
+
+def test_la_with_an_empty_class_stays_finite():
+    dls = make_dls()
+    learn = distill_learner(dls, None, net(1), 'la', class_counts=[40, 20, 10, 6, 0])
+    quiet_fit(learn)
+    assert np.isfinite(np.array(learn.recorder.values, dtype=float)).all()
+
+
+def test_groups_and_counts_resolution_orders():
+    dls = make_dls()
+    g = torch.tensor([0, 0, 1, 1, 1])
+    assert resolve_groups(dls, groups=g)[0] is None and torch.equal(resolve_groups(dls, groups=g)[1], g)
+    assert resolve_groups(dls, class_counts=[1, 2, 3, 4, 5])[0] == [1, 2, 3, 4, 5]
+    assert torch.equal(resolve_groups(dls, class_counts=[1, 2, 3, 4, 5])[1], class_groups([1, 2, 3, 4, 5]))
+    dls.class_counts = [9, 9, 9, 9, 1]
+    assert class_counts_of(dls) == [9, 9, 9, 9, 1]
+    del dls.class_counts
+    assert class_counts_of(dls) == COUNTS
+    assert torch.equal(resolve_groups(dls, n_groups=2)[1], class_groups(COUNTS, 2))
+
+
+def test_torch_tensor_dataset_labels_are_counted():
+    from torch.utils.data import TensorDataset
+    from fastai.data.load import DataLoader
+    from fastai.data.core import DataLoaders
+    y = torch.tensor([0] * 5 + [1] * 3 + [2])
+    ds = TensorDataset(torch.randn(9, 3, 4, 4), y)
+    dls = DataLoaders(DataLoader(ds, bs=4), DataLoader(ds, bs=4))
+    dls.c = 3
+    assert class_counts_of(dls) == [5, 3, 1]
