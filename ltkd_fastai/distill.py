@@ -168,7 +168,7 @@ def method_config(method:str, # A key of `METHODS`
     cfg['hparams'] = {**m.defaults, **{k: v for k, v in kwargs.items() if k not in _WEIGHTS}}
     return cfg
 
-# %% ../nbs/05_distill.ipynb #608be424
+# %% ../nbs/05_distill.ipynb #8237d048
 _CKPT_FORMAT = 'ltkd_fastai.teacher'
 
 def _model_arch(model):
@@ -193,6 +193,11 @@ def _n_out(model):
     if isinstance(n, int): return n
     lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return lin[-1].out_features if lin else None
+
+def _new_file_mode() -> int:
+    "The mode `open()` would give a new file under the current umask."
+    um = os.umask(0); os.umask(um)
+    return 0o666 & ~um
 
 def save_teacher(model, # Teacher `nn.Module` or the `Learner` that trained it
                  path, # File to write (parent folders are created)
@@ -221,6 +226,7 @@ def save_teacher(model, # Teacher `nn.Module` or the `Learner` that trained it
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f: torch.save(ckpt, f)
+        os.chmod(tmp, _new_file_mode())                      # mkstemp creates 0600; a saved file gets the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)

@@ -264,3 +264,11 @@ def test_torch_tensor_dataset_labels_are_counted():
     dls = DataLoaders(DataLoader(ds, bs=4), DataLoader(ds, bs=4))
     dls.c = 3
     assert class_counts_of(dls) == [5, 3, 1]
+
+def test_saved_teacher_gets_the_usual_file_mode(tmp_path):
+    import os, stat
+    from ltkd_fastai.distill import save_teacher
+    from ltkd_fastai.models import get_model
+    p = save_teacher(get_model('cnn_tiny', 10, in_chans=1), tmp_path / 't.pth')
+    um = os.umask(0); os.umask(um)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~um
