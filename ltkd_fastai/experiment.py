@@ -17,7 +17,7 @@ __all__ = ['RUNS_CSV', 'ROW_LABELS', 'GROUP_COLS', 'PRESETS', 'DEFAULT_METHODS',
            'atomic_torch_save', 'config_key', 'load_runs', 'save_run', 'row_label', 'summarize', 'format_table',
            'build_dls', 'evaluate_groups', 'method_kwargs', 'run_experiment']
 
-# %% ../nbs/07_experiment.ipynb #82f4521e
+# %% ../nbs/07_experiment.ipynb #91ef5a02
 def atomic_write(path, # destination file
                  write, # `write(f)` writes the content to the open temporary file `f`
                  binary:bool=False, # open the temporary file in binary mode
@@ -31,6 +31,8 @@ def atomic_write(path, # destination file
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        um = os.umask(0); os.umask(um)
+        os.chmod(tmp, 0o666 & ~um)                      # mkstemp creates 0600; results get the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
@@ -278,7 +280,7 @@ def method_kwargs(method:str, # a key of `METHODS`
     if m.warmup and epochs is not None and epochs < 240: kw['warmup'] = max(1, round(m.warmup * epochs / 240))
     return kw
 
-# %% ../nbs/07_experiment.ipynb #f00b2ff5
+# %% ../nbs/07_experiment.ipynb #503d962b
 def _seed(seed, dls=None):
     "Seed python, numpy, torch, and the loaders' own shuffling RNGs (fastai seeds those once, when they are built)"
     import random
@@ -325,7 +327,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                    teacher_seed:int=0, # seed of the teacher's training
                    schedule:str|None=None, # 'one_cycle' or 'sgd'; default: the preset's
                    figures:bool=True, # write the figures (PNG) to `out`
-                   tsne:bool=False, # also the t-SNE figure of the first seed's KD / LTKD students
+                   tsne:bool=False, # also the t-SNE figure of the first seed's KD / LTKD students (if trained in this call)
                    tag:str='table', # file name (without .md) of the table in `out`
                    cbs=None, # extra fastai callbacks for every fit (e.g. to stop or log)
                    verbose:bool=False, # fastai's epoch table and bars for each fit
@@ -369,7 +371,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     rows = []
 
     def finish(row, t0):
-        row.update(time_s=round(time.time() - t0, 2), finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+        row.update(time_s=round(time.time() - t0[0], 2), cpu_s=round(time.process_time() - t0[1], 2),
+                   finished=time.strftime('%Y-%m-%d %H:%M:%S'))
         save_run(out, row)
         rows.append(row)
 
@@ -385,7 +388,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         say(f'teacher {teacher}: loaded {ckpt}')
     else:
         say(f'teacher {teacher}: training {teacher_epochs} epochs on {sum(counts)} long-tailed images ({dataset}, imb={imb:g})')
-        t0 = time.time()
+        t0 = time.time(), time.process_time()
         _seed(teacher_seed, dls)
         tlearn = teacher_learner(dls, teacher, metrics=[])    # the biased teacher: plain CE on the long-tailed split
         _fit(tlearn, teacher_epochs, _lr(teacher), schedule, cbs, verbose)
@@ -409,7 +412,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         if key in done_keys:
             rows.append(done[done['key'] == key].iloc[-1].to_dict())
             continue
-        t0 = time.time()
+        t0 = time.time(), time.process_time()
         _seed(s, dls)
         smodel = get_model(student, n_classes, in_chans=in_chans)
         learn = distill_learner(dls, tmodel if spec.uses_teacher else None, smodel, method=m, groups=train_groups,

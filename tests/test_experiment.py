@@ -33,7 +33,7 @@ def test_cli_tiny_run_prints_table_and_writes_files(tmp_path):
     runs = pd.read_csv(out / RUNS_CSV)
     assert len(runs) == 7 and runs['key'].is_unique                            # teacher + 3 methods x 2 seeds
     assert sorted(runs['method'].unique()) == ['ce', 'kd', 'ltkd', 'teacher']
-    for c in ['head', 'medium', 'tail', 'all', 'time_s']: assert runs[c].between(0, 1e5).all()
+    for c in ['head', 'medium', 'tail', 'all', 'time_s', 'cpu_s']: assert runs[c].between(0, 1e5).all()
     md = (out / 'table.md').read_text()
     assert '| Method | Head | Medium | Tail | All | Runs |' in md and md.count('**') >= 8   # the best of 4 columns, bold
     assert len(list((out / 'teachers').glob('*.pth'))) == 1
@@ -101,7 +101,8 @@ def _save_many(out, i):
 
 
 def test_concurrent_writers_lose_no_rows(tmp_path):
-    ps = [mp.get_context('spawn').Process(target=_save_many, args=(str(tmp_path), i)) for i in range(3)]
+    ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+    ps = [ctx.Process(target=_save_many, args=(str(tmp_path), i)) for i in range(3)]
     for p in ps: p.start()
     for p in ps: p.join(120)
     r = load_runs(tmp_path)
