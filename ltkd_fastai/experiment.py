@@ -51,7 +51,7 @@ def atomic_torch_save(obj, # anything `torch.save` accepts (e.g. a `state_dict`)
     "`torch.save(obj, path)` atomically."
     return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
-# %% ../nbs/07_experiment.ipynb #7f07d2b2
+# %% ../nbs/07_experiment.ipynb #88f010ef
 def config_key(cfg:dict, # the settings of one run (JSON-serialisable values)
               ) -> str:
     "Short, stable hash of a run's settings: the run's identity in the results CSV."
@@ -59,7 +59,7 @@ def config_key(cfg:dict, # the settings of one run (JSON-serialisable values)
     s = json.dumps(cfg, sort_keys=True, default=str, separators=(',', ':'))
     return hashlib.sha1(s.encode()).hexdigest()[:12]
 
-# %% ../nbs/07_experiment.ipynb #63f59f7a
+# %% ../nbs/07_experiment.ipynb #f8f4a19f
 RUNS_CSV = 'runs.csv'
 
 from contextlib import contextmanager
@@ -95,7 +95,7 @@ def save_run(out, # the output folder
         atomic_write(Path(out) / RUNS_CSV, lambda f: df.to_csv(f, index=False))
     return df
 
-# %% ../nbs/07_experiment.ipynb #3b4235d0
+# %% ../nbs/07_experiment.ipynb #9989d0f7
 ROW_LABELS = {'teacher': 'Teacher', 'ce': 'Student (CE)', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
               'ltkd': 'LTKD', 'la': 'LA (logit adjustment)', 'ltkd_biased': 'LTKD (biased cross-group)',
               'ltkd_cross': 'LTKD (cross-group only)', 'ltkd_within': 'LTKD (within-group only)',
@@ -130,7 +130,7 @@ def summarize(runs:pd.DataFrame, # run rows with a 'method' column and the accur
     res.attrs['methods'] = order
     return res
 
-# %% ../nbs/07_experiment.ipynb #7934dbb0
+# %% ../nbs/07_experiment.ipynb #7ac70b46
 def format_table(runs:pd.DataFrame, # run rows (see `summarize`)
                  fmt:str='markdown', # 'markdown' (best in bold) or 'text' (best marked '*')
                  cols=GROUP_COLS, # accuracy columns
@@ -167,7 +167,7 @@ def format_table(runs:pd.DataFrame, # run rows (see `summarize`)
         lines += [fmt_row(heads), '-' * (sum(w) + 2 * (len(w) - 1))] + [fmt_row(r) for r in body]
     return '\n'.join(lines)
 
-# %% ../nbs/07_experiment.ipynb #f5f89676
+# %% ../nbs/07_experiment.ipynb #65caed26
 PRESETS = {
     'digits':        dict(builder='digits_lt', imb=10., teacher='cnn_small', student='cnn_tiny', epochs=30,
                           teacher_epochs=30, bs=64, lr=1e-2, schedule='one_cycle', threads=1),
@@ -185,7 +185,7 @@ PRESETS = {
 DEFAULT_METHODS = ('ce', 'kd', 'dkd', 'dist', 'ltkd')
 SCHEDULES = ('one_cycle', 'sgd')
 
-# %% ../nbs/07_experiment.ipynb #c4d35467
+# %% ../nbs/07_experiment.ipynb #3b278be0
 def _data_module():
     from ltkd_fastai import data
     return data
@@ -243,7 +243,7 @@ def evaluate_groups(model:torch.nn.Module, # a classifier
     res['all'] = 100. * correct.sum().item() / max(total.sum().item(), 1)
     return res
 
-# %% ../nbs/07_experiment.ipynb #554e09ae
+# %% ../nbs/07_experiment.ipynb #5c1d2844
 class _SkipValidation(Callback):
     "Skip fastai's per-epoch validation: the runner scores the model itself once training is over"
     def before_validate(self): raise CancelValidException()
@@ -280,7 +280,7 @@ def method_kwargs(method:str, # a key of `METHODS`
     if m.warmup and epochs is not None and epochs < 240: kw['warmup'] = max(1, round(m.warmup * epochs / 240))
     return kw
 
-# %% ../nbs/07_experiment.ipynb #503d962b
+# %% ../nbs/07_experiment.ipynb #ceece5cb
 def _seed(seed, dls=None):
     "Seed python, numpy, torch, and the loaders' own shuffling RNGs (fastai seeds those once, when they are built)"
     import random
@@ -435,7 +435,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     if figures: _figures(out, tag, runs, order, counts, eval_groups, tmodel, dls, feats)
     return runs
 
-# %% ../nbs/07_experiment.ipynb #18d94b82
+# %% ../nbs/07_experiment.ipynb #5ce74e6a
 def _savefig(fig, path):
     atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=120, bbox_inches='tight'), binary=True)
 
@@ -467,7 +467,7 @@ def _figures(out, tag, runs, order, counts, groups, tmodel, dls, feats):
             plot_tsne(f, t, groups, ax=ax, title=f't-SNE of {row_label(m)} student features')
         _savefig(fig, out / f'{tag}_tsne.png'); plt.close(fig)
 
-# %% ../nbs/07_experiment.ipynb #deb89137
+# %% ../nbs/07_experiment.ipynb #0650363a
 def _methods_arg(vals):
     return [m for v in vals for m in v.split(',') if m]
 

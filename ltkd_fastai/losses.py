@@ -186,7 +186,7 @@ def rebalance_group_probs(P:Tensor, # teacher group masses, shape (B, G), rows s
     Ph = P * scale
     return Ph / Ph.sum(1, keepdim=True)
 
-# %% ../nbs/00_losses.ipynb #7553dc72
+# %% ../nbs/00_losses.ipynb #8e0f3edd
 class _LTKDFunction(torch.autograd.Function):
     "LTKD's loss with its closed-form gradient, computed in one pass (see the derivation above)."
     @staticmethod
@@ -231,7 +231,7 @@ class _LTKDFunction(torch.autograd.Function):
         gT, = ctx.saved_tensors
         return (gT * grad_loss).T, None, None, None, None, None, None, None, None
 
-# %% ../nbs/00_losses.ipynb #9b936b9d
+# %% ../nbs/00_losses.ipynb #a215f084
 def ltkd_loss(s:Tensor, # student logits, shape (B, C)
               t:Tensor, # teacher logits, shape (B, C); no gradient flows into them
               groups, # class -> group id map, shape (C,), ids 0..G-1 with 0 = head
@@ -251,7 +251,7 @@ def ltkd_loss(s:Tensor, # student logits, shape (B, C)
                                                     bool(rebalance), within == 'uniform')
     return (loss, {'cross': cross, 'within': within_}) if return_parts else loss
 
-# %% ../nbs/00_losses.ipynb #7aee0ef3
+# %% ../nbs/00_losses.ipynb #9d228448
 def dkd_loss(s:Tensor, # student logits, shape (B, C)
              t:Tensor, # teacher logits, shape (B, C); no gradient flows into them
              target:Tensor, # true class of each sample, shape (B,)
@@ -280,7 +280,7 @@ def dkd_loss(s:Tensor, # student logits, shape (B, C)
         loss = tckd_w + nckd_w
     return (loss, {'tckd': tckd_w.detach(), 'nckd': nckd_w.detach()}) if return_parts else loss
 
-# %% ../nbs/00_losses.ipynb #37cd0c3c
+# %% ../nbs/00_losses.ipynb #ec1ef468
 DIST_EPS = 1e-8  # the official implementation's guard in the cosine similarity's denominator
 
 def _pearson(a, b, eps=DIST_EPS):
@@ -306,7 +306,7 @@ def dist_loss(s:Tensor, # student logits, shape (B, C)
         loss = inter + intra
     return (loss, {'inter': inter.detach(), 'intra': intra.detach()}) if return_parts else loss
 
-# %% ../nbs/00_losses.ipynb #8f10f013
+# %% ../nbs/00_losses.ipynb #b3b1a8d2
 def la_loss(s:Tensor, # student logits, shape (B, C)
             target:Tensor, # true class of each sample, shape (B,)
             log_prior:Tensor, # log of the training class prior, shape (C,) (e.g. `log(counts / counts.sum())`)
