@@ -386,6 +386,8 @@ def test_maths_rendered(site):
     for page, (info, _) in site['visits'].items():
         assert info['mathRendered'], page
         assert '$$' not in info['text'], f'{page}: raw $$ left in the rendered text'
+        raw = re.search(r'\$[^$]{0,400}?[\\^_{}][^$]{0,400}?\$', info['text'])   # e.g. a formula broken by a list
+        assert not raw, f'{page}: raw TeX left in the rendered text: {raw and raw.group()[:120]!r}'
         assert info['katexErrors'] == 0, page
         md = '\n'.join(docs._text(c['source']) for c in site['procd'][page]['cells'] if c['cell_type'] == 'markdown')
         md = re.sub(r'`[^`\n]*`', '', re.sub(r'^```.*?^```', '', md, flags=re.M | re.S))  # code is not maths
