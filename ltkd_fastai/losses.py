@@ -103,7 +103,7 @@ def kd_loss(s:Tensor, # student logits, shape (B, C)
         lt = F.log_softmax(t.detach().to(dt) / T, dim=1)
         return F.kl_div(ls, lt, reduction='batchmean', log_target=True) * (T * T)
 
-# %% ../nbs/00_losses.ipynb #51870dcf
+# %% ../nbs/00_losses.ipynb #afc4a75a
 class _GroupLayout:
     "Index tensors for vectorised sums over the groups of one class -> group map (built once per map, then cached)."
     def __init__(self, groups:Tensor, G:int):
@@ -154,9 +154,9 @@ class _GroupLayout:
 
     def group_logsumexp(self, z:Tensor) -> Tensor:
         "`logsumexp` of `z` (N, C) over the classes of each group, (N, G); differentiable and stable."
-        zp = z.gather(1, self.idx.expand(z.shape[0], -1))
-        if self.pad is not None: zp = zp.masked_fill(self.pad, -math.inf)
-        return zp.view(z.shape[0], self.L, self.G).logsumexp(1)
+        zp = self.padded(z)
+        if self.pad is not None: zp = zp.masked_fill(self.pad.view(self.L, self.G), -math.inf)
+        return zp.logsumexp(1)
 
 _MM_MAX_GROUPS = 32   # below this many groups a one-hot matmul is the fastest group sum; above, scatter and gather
 _LAYOUTS: dict = {}
