@@ -257,6 +257,7 @@ class _LTKDFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s, t, groups, G, alpha, beta, T, rebalance, uniform, parts):
         B, C = s.shape
+        ctx.student = s                                            # only to link a second derivative to its error
         dt = _compute_dtype(s)
         if s.dtype != dt: s = s.to(dt)
         if t.dtype != dt: t = t.to(dt)
@@ -317,7 +318,20 @@ class _LTKDFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         gT, = ctx.saved_tensors
-        return gT * grad_loss, None, None, None, None, None, None, None, None, None
+        g = gT * grad_loss.detach()
+        if torch.is_grad_enabled(): g = _OnceDifferentiable.apply(g, ctx.student)   # create_graph=True
+        return g, None, None, None, None, None, None, None, None, None
+
+_NOT_TWICE = ("ltkd_loss is not twice differentiable: its backward pass returns a closed-form gradient (a constant "
+              "saved by the forward pass), so a second derivative through it (double backward, create_graph=True) "
+              "would be wrong; compute LTKD with plain autograd operations if you need one")
+
+class _OnceDifferentiable(torch.autograd.Function):
+    "`g` (a closed-form gradient of `s`), linked to `s` by a graph node whose backward raises: `once_differentiable`."
+    @staticmethod
+    def forward(ctx, g, s): return g.clone()
+    @staticmethod
+    def backward(ctx, _): raise RuntimeError(_NOT_TWICE)
 
 # %% ../nbs/00_losses.ipynb #6d43ea40
 def ltkd_loss(s:Tensor, # student logits, shape (B, C)
