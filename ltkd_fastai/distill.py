@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_distill.ipynb #9086a4ad
 from __future__ import annotations
-import inspect, math, os, tempfile, warnings
+import inspect, math, os, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -28,11 +28,12 @@ from .losses import kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss
 from .longtail import class_groups, train_class_counts
 from .metrics import group_metrics
 from .models import get_model
+from .checkpoints import save_teacher, load_teacher, model_arch, align_classes
 
 # %% auto #0
-__all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_factor', 'method_config', 'save_teacher',
-           'load_teacher', 'random_augmentations', 'DistillCallback', 'check_cacheable', 'teacher_logits',
-           'class_counts_of', 'resolve_groups', 'check_widths', 'distill_learner']
+__all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_factor', 'method_config', 'random_augmentations',
+           'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of', 'resolve_groups', 'check_widths',
+           'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
 _INPUTS = ('t', 'target', 'groups', 'log_prior')  # what the callback can pass a method's loss, after `s`
@@ -168,89 +169,6 @@ def method_config(method:str, # A key of `METHODS`
     cfg['hparams'] = {**m.defaults, **{k: v for k, v in kwargs.items() if k not in _WEIGHTS}}
     return cfg
 
-# %% ../nbs/05_distill.ipynb #8237d048
-_CKPT_FORMAT = 'ltkd_fastai.teacher'
-
-def _model_arch(model):
-    for a in ('arch', 'arch_name'):
-        if isinstance(getattr(model, a, None), str): return getattr(model, a)
-    for a in ('pretrained_cfg', 'default_cfg'):
-        cfg = getattr(model, a, None)
-        if isinstance(cfg, dict) and cfg.get('architecture'): return cfg['architecture']
-    return None
-
-def _first(model, cls):
-    return next((m for m in model.modules() if isinstance(m, cls)), None)
-
-def _in_chans(model):
-    m = _first(model, (nn.Conv2d, nn.Conv1d, nn.Conv3d))
-    if m is not None: return m.in_channels
-    m = _first(model, nn.Linear)
-    return None if m is None else m.in_features
-
-def _n_out(model):
-    n = getattr(model, 'num_classes', None)
-    if isinstance(n, int): return n
-    lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return lin[-1].out_features if lin else None
-
-def _new_file_mode() -> int:
-    "The mode `open()` would give a new file under the current umask."
-    um = os.umask(0); os.umask(um)
-    return 0o666 & ~um
-
-def save_teacher(model, # Teacher `nn.Module` or the `Learner` that trained it
-                 path, # File to write (parent folders are created)
-                 arch:str=None, # Zoo/timm name to rebuild it; default: `learn.arch` or the model's timm config
-                 n_out:int=None, # Number of outputs; default: read from the model
-                 in_chans:int=None, # Input channels; default: read from the first conv layer
-                 model_kwargs:dict=None, # Extra keywords of `get_model` needed to rebuild it
-                 **meta, # Metadata to store (plain Python values), e.g. `class_counts=`, `vocab=`
-                )->Path:
-    "Save a teacher so `load_teacher(path)` (and `distill_learner(dls, path, ...)`) can rebuild it; atomic"
-    if isinstance(model, Learner):
-        learn, model = model, model.model
-        arch = ifnone(arch, getattr(learn, 'arch', None))
-        cc, vocab = getattr(learn, 'class_counts', None), getattr(learn.dls, 'vocab', None)
-        if cc is not None: meta.setdefault('class_counts', [int(c) for c in cc])
-        if vocab is not None: meta.setdefault('vocab', [str(v) for v in vocab])
-    if not isinstance(model, nn.Module): raise ValueError(f"`model` must be an nn.Module or a Learner, got {type(model).__name__}")
-    arch = ifnone(arch, _model_arch(model))
-    if arch is None: raise ValueError("cannot tell the architecture of this model: pass arch='name' (a zoo or timm name)")
-    n_out, in_chans = ifnone(n_out, _n_out(model)), ifnone(in_chans, _in_chans(model))
-    if n_out is None: raise ValueError("cannot read the number of outputs of this model: pass n_out=")
-    ckpt = dict(format=_CKPT_FORMAT, version=1, arch=str(arch), n_out=int(n_out),
-                in_chans=None if in_chans is None else int(in_chans), model_kwargs=dict(ifnone(model_kwargs, {})),
-                meta=dict(meta), state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()})
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f: torch.save(ckpt, f)
-        os.chmod(tmp, _new_file_mode())                      # mkstemp creates 0600; a saved file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-    return path
-
-def load_teacher(path, # A file written by `save_teacher`
-                 with_meta:bool=False, # Also return the stored metadata
-                 map_location='cpu', # Where to load the weights
-                ):
-    "Rebuild a teacher saved by `save_teacher`, in eval mode; `(model, meta)` if `with_meta`"
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no teacher checkpoint at {path}")
-    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise ValueError(f"{path} is not a teacher checkpoint written by save_teacher: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get('format') != _CKPT_FORMAT:
-        raise ValueError(f"{path} is not a teacher checkpoint written by save_teacher")
-    kw = dict(ckpt.get('model_kwargs') or {})
-    if ckpt.get('in_chans') not in (None, 3): kw.setdefault('in_chans', ckpt['in_chans'])
-    model = get_model(ckpt['arch'], ckpt['n_out'], **kw)
-    model.load_state_dict(ckpt['state_dict'])
-    model.eval()
-    return (model, ckpt.get('meta', {})) if with_meta else model
-
 # %% ../nbs/05_distill.ipynb #be5a600f
 def _plain(x):
     "`x` as a plain `Tensor` (fastai's tensor subclasses dispatch every op through Python)"
@@ -355,10 +273,9 @@ class DistillCallback(Callback):
     # ---- fit / train life cycle
     def before_fit(self):
         self._end_fit()  # leftovers of a fit that ended with an error (fastai then skips `after_fit`)
-        uses_t = self.spec.uses_teacher
-        if uses_t and self.teacher is None:
-            raise ValueError("this DistillCallback has no teacher (teachers are not saved or exported with the student): "
-                             "set `learn.distill.teacher = model` before training")
+        # `get_preds`/`predict`/`validate` also run `before_fit`: without a teacher (a loaded or exported student) the
+        # callback stays inert until a training phase starts, and refuses only that (`before_train`)
+        uses_t = self.spec.uses_teacher and self.teacher is not None
         if self.cache_teacher and uses_t: check_cacheable(self.learn)
         dev = _device(self.learn.model, getattr(self.dls, 'device', None))
         if self.channels_last: self.learn.model.to(memory_format=torch.channels_last)
@@ -373,10 +290,14 @@ class DistillCallback(Callback):
             cnt = torch.tensor(self.class_counts, dtype=torch.float32).clamp_min(1.)  # a class never seen gets a count of 1
             self._log_prior_dev = (cnt / cnt.sum()).log().to(dev)
         if self.cache_teacher and uses_t: self._start_cache()
+        if self.spec.uses_teacher and not uses_t: return  # inert: no term columns either
         self._log_mets = L(ValueMetric(partial(self._term_avg, n), n) for n in self.log_names)
         self.learn.metrics = L(self.learn.metrics) + self._log_mets
 
     def before_train(self):
+        if self.spec.uses_teacher and self.teacher is None:
+            raise ValueError("this DistillCallback has no teacher (teachers are not saved or exported with the student): "
+                             "set `learn.distill.teacher = model` before training; predict, get_preds and validate need none")
         if self.learn.loss_func != self.lf: self.old_lf,self.learn.loss_func = self.learn.loss_func,self.lf
         self._active = True
         if self.teacher is not None: self.teacher.eval()
@@ -563,17 +484,29 @@ def _build(name, n_out, in_chans=None):
     "`get_model(name, n_out)` for inputs with `in_chans` channels"
     return get_model(str(name), n_out, **({} if in_chans in (None, 3) else dict(in_chans=in_chans)))
 
-def _resolve_teacher(teacher, n_out, in_chans=None):
-    if isinstance(teacher, Learner): return teacher.model
-    if isinstance(teacher, nn.Module): return teacher
+def _vocab_list(v):
+    return None if v is None else [str(c) for c in v]
+
+def _resolve_teacher(teacher, n_out, in_chans=None, weights=None):
+    "(teacher module, its classes or `None`) from a module, a Learner, a name (+ `weights` file) or a checkpoint path"
+    if weights is not None:
+        if not isinstance(teacher, (str, nn.Module)) or isinstance(teacher, Learner) or (isinstance(teacher, str) and Path(teacher).suffix):
+            raise ValueError("teacher_weights= goes with a teacher given as a zoo/timm name or an nn.Module, "
+                             f"got {teacher!r:.80}")
+        model, meta = load_teacher(weights, arch=teacher, n_out=n_out, in_chans=in_chans, with_meta=True)
+        return model, _vocab_list(meta.get('vocab') or getattr(teacher, 'vocab', None))
+    if isinstance(teacher, Learner): return teacher.model, _vocab_list(getattr(teacher.dls, 'vocab', None))
+    if isinstance(teacher, nn.Module): return teacher, _vocab_list(getattr(teacher, 'vocab', None))
     if isinstance(teacher, (str, Path)):
         p = Path(teacher)
-        if p.is_file(): return load_learner(p).model if p.suffix == '.pkl' else load_teacher(p)
-        if isinstance(teacher, Path) or p.suffix in ('.pth', '.pt', '.pkl', '.ckpt') or os.sep in str(teacher):
+        if p.is_file():
+            model, meta = load_teacher(p, with_meta=True)
+            return model, _vocab_list(meta.get('vocab'))
+        if isinstance(teacher, Path) or p.suffix in ('.pth', '.pt', '.pkl', '.ckpt', '.bin') or os.sep in str(teacher):
             raise ValueError(f"teacher checkpoint not found: {teacher}")
         warnings.warn(f"teacher {teacher!r} was built from its name with random weights: an untrained teacher teaches "
-                      "nothing. Pass a trained model, a Learner or a checkpoint saved by save_teacher.")
-        return _build(teacher, n_out, in_chans)
+                      "nothing. Pass a trained model, a Learner, a checkpoint, or the name with teacher_weights=path.")
+        return _build(teacher, n_out, in_chans), None
     raise ValueError(f"`teacher` must be an nn.Module, a Learner, a model name or a checkpoint path, got {type(teacher).__name__}")
 
 def _sample_input(dls):
@@ -626,6 +559,8 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                     n_out:int=None, # Number of classes; default `get_c(dls)`
                     cache_teacher:bool=False, # Reuse teacher logits across epochs (training pipeline without random augmentation)
                     channels_last:bool=False, # Channels-last memory format for student, teacher and inputs
+                    teacher_weights=None, # Weights file for a teacher given as a name or module (any file `load_teacher` reads)
+                    reorder_classes:bool=False, # Permute the teacher's outputs to the data's class order when it has the same classes in another order
                     **kwargs, # The method's hyperparameters (`T`, `alpha`, `ce_weight`, ...) and `Learner` arguments
                    )->Learner:
     "A `Learner` that distills `teacher` into `student` with `method`; validation loss is the student's plain CE"
@@ -638,8 +573,11 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
     counts, groups = resolve_groups(dls, groups, class_counts, n_groups, n_out, need_counts='log_prior' in spec.inputs)
     xb = _sample_input(dls)
     in_chans = _in_chans_of(xb)  # models built from a name take the data's channels
-    teacher = _resolve_teacher(teacher, n_out, in_chans) if spec.uses_teacher else None
-    arch = str(student) if isinstance(student, (str, Path)) else _model_arch(student)
+    if spec.uses_teacher:
+        teacher, t_vocab = _resolve_teacher(teacher, n_out, in_chans, teacher_weights)
+        teacher = align_classes(teacher, t_vocab, _vocab_list(getattr(dls, 'vocab', None)), reorder_classes)
+    else: teacher = None
+    arch = str(student) if isinstance(student, (str, Path)) else model_arch(student)
     if isinstance(student, (str, Path)): student = _build(student, n_out, in_chans)
     if not isinstance(student, nn.Module): raise ValueError(f"`student` must be an nn.Module or a model name, got {type(student).__name__}")
     if teacher is not None and teacher is student: raise ValueError("teacher and student are the same module")

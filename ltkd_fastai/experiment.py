@@ -338,7 +338,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                   ) -> pd.DataFrame:
     "Train a biased teacher and a student per method and seed on a long-tailed dataset; the run rows (one per run)."
     from ltkd_fastai.longtail import class_groups, train_class_counts
-    from ltkd_fastai.distill import distill_learner, save_teacher, load_teacher, random_augmentations
+    from ltkd_fastai.distill import distill_learner, random_augmentations
+    from ltkd_fastai.checkpoints import save_teacher, load_teacher
     from ltkd_fastai.distill import get_method
     from ltkd_fastai.models import get_model
     from ltkd_fastai.teacher import teacher_learner, paper_lr

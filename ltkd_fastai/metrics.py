@@ -118,7 +118,8 @@ def group_metrics(groups, # Group id of each class (C,), e.g. from `class_groups
 # %% ../nbs/03_metrics.ipynb #dd1b8b08
 def _learn_groups(learn, groups):
     if groups is not None: return _check_groups(groups)
-    g = getattr(learn.dls, 'groups', None)
+    g = getattr(learn, 'groups', None)  # what `distill_learner`/`teacher_learner` trained with
+    if g is None: g = getattr(learn.dls, 'groups', None)
     if g is not None: return _check_groups(g)
     try: counts = train_class_counts(learn.dls)
     except ValueError as e: raise ValueError(f"pass `groups=`: {e}") from None
@@ -166,7 +167,7 @@ def accuracy_report(preds, # Logits or probabilities (N, C), or predicted classe
 
 def group_report(learn, # A trained fastai `Learner`
                  dl=None, # Data to evaluate; default `learn.dls.valid`
-                 groups=None, # Group id of each class; default `dls.groups` or from the training counts
+                 groups=None, # Group id of each class; default `learn.groups`, `dls.groups` or from the training counts
                  names=None, # Group names; default `group_names`
                 )->pd.DataFrame: # Rows: groups and `all`; columns classes, train, valid, correct, accuracy
     "Per-group accuracy table of `learn` on `dl`"
@@ -176,7 +177,7 @@ def group_report(learn, # A trained fastai `Learner`
 
 def class_report(learn, # A trained fastai `Learner`
                  dl=None, # Data to evaluate; default `learn.dls.valid`
-                 groups=None, # Group id of each class; default `dls.groups` or from the training counts
+                 groups=None, # Group id of each class; default `learn.groups`, `dls.groups` or from the training counts
                  names=None, # Group names; default `group_names`
                 )->pd.DataFrame: # One row per class: class, group, train, valid, correct, accuracy
     "Per-class accuracy table of `learn` on `dl`, with each class's group"

@@ -19,7 +19,8 @@ from fastai.metrics import accuracy
 from fastai.optimizer import SGD
 from .metrics import group_metrics
 from .models import get_model
-from .distill import resolve_groups, check_widths, save_teacher, load_teacher, _sample_input, _in_chans_of, _model_arch
+from .distill import resolve_groups, check_widths, _sample_input, _in_chans_of
+from .checkpoints import save_teacher, load_teacher, model_arch
 
 # %% auto #0
 __all__ = ['teacher_learner', 'sgd_paper', 'paper_lr', 'paper_milestones', 'MultiStepSchedule', 'fit_paper']
@@ -48,7 +49,7 @@ def teacher_learner(dls, # fastai `DataLoaders` of the long-tailed training set
         in_chans = _in_chans_of(xb)
         if in_chans not in (None, 3): mkw.setdefault('in_chans', in_chans)
         model, name = get_model(arch, n_out, pretrained=pretrained, **mkw), arch
-    elif isinstance(arch, nn.Module): model, name = arch, _model_arch(arch)
+    elif isinstance(arch, nn.Module): model, name = arch, model_arch(arch)
     else: raise ValueError(f"`arch` must be a model name or an nn.Module, got {type(arch).__name__}")
     check_widths(dls, n_out, xb, teacher=model)
     metrics = L(accuracy) + L(group_metrics(groups)) if metrics is None else metrics
