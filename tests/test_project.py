@@ -73,3 +73,11 @@ def test_every_module_has_a_notebook():
     for path in LIB.glob('*.py'):
         if path.stem.startswith('_'): continue
         assert any(n.split('_', 1)[-1] == path.stem for n in nbs), f"{path.name} has no notebook in nbs/"
+
+
+def test_ci_installs_into_its_own_new_virtual_environments():
+    "A side venv with --system-site-packages sees the base interpreter's packages, not an active venv's (issue 12)"
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert '--system-site-packages' not in ci
+    assert ci.count(' -m venv ') >= 2, "CI makes a new venv for the README's test command and one for the newest fastai"
+    assert re.search(r'source "\$work/dev/bin/activate"', ci)
