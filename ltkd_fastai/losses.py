@@ -222,22 +222,58 @@ def kl_decomposition(s:Tensor, # student logits, shape (B, C)
 
 # %% ../nbs/00_losses.ipynb #fb8a0147
 def rebalance_group_probs(P:Tensor, # teacher group masses, shape (B, G), rows summing to 1
+                          group_sums=None, # group sums `S_G` (G,) to use instead of the batch's `P.sum(0)`, any positive scale
                          ) -> Tensor:
     "LTKD's rebalanced group target: scale group `G` by `mean(S)/S_G` with `S_G` the batch sum, then renormalise each row."
     if not isinstance(P, Tensor) or P.ndim != 2: raise ValueError("P must be a (batch, groups) tensor")
-    return _rebalance(P)
+    if group_sums is None: return _rebalance(P)
+    lS = _check_group_sums(group_sums, P.shape[1], P.device, _compute_dtype(P))
+    return _rebalance_log(P.to(lS.dtype).log(), lS).exp()
 
 def _rebalance(P:Tensor) -> Tensor:
     "`P * s_G` renormalised; `mean(S)` cancels in the renormalisation, so `s_G = 1 / S_G` gives the same target."
     Q = P / P.sum(0, keepdim=True)
     return Q / Q.sum(1, keepdim=True)
 
-def _rebalance_log(lP:Tensor) -> Tensor:
-    "`log(_rebalance(exp(lP)))` from log-masses, in log space: `log S_G` is a `logsumexp` over the batch."
-    return (lP - lP.logsumexp(0, keepdim=True)).log_softmax(1)
+def _rebalance_log(lP:Tensor, # log group masses (B, G)
+                   lS:Tensor|None=None, # log group sums (G,) to divide by; None: the batch's
+                   sync:bool=False, # all-reduce the batch's group sums over the ranks of the default process group
+                  ) -> Tensor:
+    "`log(_rebalance(exp(lP)))` in log space (`log S_G` is a `logsumexp` over the batch), or with the sums `exp(lS)`."
+    if lS is None:
+        lS = lP.logsumexp(0)
+        if sync: lS = _all_reduce_logsumexp(lS)
+    return (lP - lS).log_softmax(1)
+
+def _check_group_sums(group_sums, G:int, device, dt) -> Tensor:
+    "Validate teacher group sums (G,) (finite, > 0, any scale) and return their centred logs in `dt` on `device`, no gradient."
+    gs = group_sums.detach() if isinstance(group_sums, Tensor) else torch.as_tensor(group_sums)
+    if gs.is_complex() or gs.dtype == torch.bool: raise ValueError(f"group_sums must be real numbers, got dtype {gs.dtype}")
+    if tuple(gs.shape) != (G,):
+        raise ValueError(f"group_sums must have one entry per group: expected shape ({G},), got {tuple(gs.shape)}")
+    gs = gs.to('cpu', torch.float64)
+    if not bool((torch.isfinite(gs) & (gs > 0)).all()): raise ValueError(f"group_sums must be finite and > 0, got {gs.tolist()}")
+    lS = gs.log()
+    return (lS - lS.mean()).to(device, dt)                       # the scale cancels in the renormalisation
+
+def _world_size() -> int:
+    "Processes in the default `torch.distributed` group; 1 when it is unavailable or not initialised."
+    d = torch.distributed
+    return d.get_world_size() if d.is_available() and d.is_initialized() else 1
+
+def _all_reduce_logsumexp(lS:Tensor) -> Tensor:
+    "`log(sum over ranks of exp(lS))` for per-rank log group sums (G,): two small all-reduces (max, then sum of shifted)."
+    d = torch.distributed
+    m = lS.detach().clone()
+    d.all_reduce(m, op=d.ReduceOp.MAX)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # a group with no mass on any rank stays at -inf
+    x = (lS - m).exp()
+    d.all_reduce(x, op=d.ReduceOp.SUM)
+    return x.log() + m
 
 # %% ../nbs/00_losses.ipynb #d6654657
-_SUM_RANGE = (math.exp(-60.), math.exp(60.))   # group sums of exp(z/T) the fast path computes without a shift
+_SUM_RANGE = (math.exp(-40.), math.exp(40.))   # group sums of exp(z/T) the fast path computes without a shift
+# (then every group mass is at least exp(-80) / G, which float32 still represents, so no log of a mass is -inf)
 
 def _stable_parts(s, t, lay, T):
     "Log-space group statistics, each group shifted by its max in the padded layout; also `zt - zs` (shifted)."
@@ -255,7 +291,7 @@ def _stable_parts(s, t, lay, T):
 class _LTKDFunction(torch.autograd.Function):
     "LTKD's loss with its closed-form gradient, computed in one pass (see the derivation above)."
     @staticmethod
-    def forward(ctx, s, t, groups, G, alpha, beta, T, rebalance, uniform, parts):
+    def forward(ctx, s, t, groups, G, alpha, beta, T, rebalance, uniform, parts, lS=None, sync=False):
         B, C = s.shape
         ctx.student = s                                            # only to link a second derivative to its error
         dt = _compute_dtype(s)
@@ -266,8 +302,9 @@ class _LTKDFunction(torch.autograd.Function):
         es, et = e.chunk(2)
         torch.mul(s, 1 / T, out=es); torch.mul(t, 1 / T, out=et)
         if G == C:                                                 # every group one class: the cross term only
-            lPs, lPt = e.log_softmax(1).chunk(2)
-            lPh = _rebalance_log(lPt) if rebalance else lPt
+            lPs, lPt = e.log_softmax(1).chunk(2)                   # columns are classes: group sums are per class
+            if lS is not None: lS = lS.index_select(0, groups)
+            lPh = _rebalance_log(lPt, lS, sync) if rebalance else lPt
             Ph = lPh.exp()
             cross_w = (Ph * (lPh - lPs)).sum().mul_(alpha * T2)
             ctx.save_for_backward(lPs.exp_().sub_(Ph).mul_(alpha * k))
@@ -282,12 +319,13 @@ class _LTKDFunction(torch.autograd.Function):
             lg = gsum.log()
             Ps, Pt = (gsum / sums[:, G:]).chunk(2)
             lPs = Ps.log()
-            if rebalance: Ph = _rebalance(Pt); lPh = Ph.log()
-            else: Ph, lPh = Pt, Pt.log()
+            if not rebalance: Ph, lPh = Pt, Pt.log()
+            elif lS is None and not sync: Ph = _rebalance(Pt); lPh = Ph.log()
+            else: lPh = _rebalance_log(Pt.log(), lS, sync); Ph = lPh.exp()     # given or all-reduced group sums
         else:                                                      # log space, per-group shifts
             e, gsum, lPs, lPt, dz = _stable_parts(s, t, lay, T)
             lg = gsum.log()
-            lPh = _rebalance_log(lPt) if rebalance else lPt
+            lPh = _rebalance_log(lPt, lS, sync) if rebalance else lPt
             Ps, Ph = lPs.exp(), lPh.exp()
             if not uniform: Pt = lPt.exp()
         cross_w = (Ph * (lPh - lPs)).sum().mul_(alpha * T2)
@@ -320,7 +358,7 @@ class _LTKDFunction(torch.autograd.Function):
         gT, = ctx.saved_tensors
         g = gT * grad_loss.detach()
         if torch.is_grad_enabled(): g = _OnceDifferentiable.apply(g, ctx.student)   # create_graph=True
-        return g, None, None, None, None, None, None, None, None, None
+        return (g,) + (None,) * 11
 
 _NOT_TWICE = ("ltkd_loss is not twice differentiable: its backward pass returns a closed-form gradient (a constant "
               "saved by the forward pass), so a second derivative through it (double backward, create_graph=True) "
@@ -340,6 +378,8 @@ def ltkd_loss(s:Tensor, # student logits, shape (B, C)
               alpha:float=6., # weight of the cross-group term
               beta:float=6., # weight of the within-group term
               T:float=4., # softmax temperature
+              group_sums=None, # teacher group sums (G,) to rebalance with instead of the batch's (EMA or dataset statistics)
+              sync:bool=True, # under an initialised `torch.distributed` group, all-reduce the batch's group sums over ranks
               rebalance:bool=True, # rebalance the teacher's group masses per batch (False: the biased cross-group term)
               within:str='uniform', # within-group weights: 'uniform' (LTKD) or 'teacher' (KD's `P_T,G`)
               return_parts:bool=False, # also return the weighted terms {'cross', 'within'} (detached)
@@ -348,10 +388,12 @@ def ltkd_loss(s:Tensor, # student logits, shape (B, C)
     _check_logits(s, t); T = _check_T(T)
     if within not in ('uniform', 'teacher'): raise ValueError(f"within must be 'uniform' or 'teacher', got {within!r}")
     groups, G = check_groups(groups, s.shape[1], s.device)
+    lS = None if group_sums is None else _check_group_sums(group_sums, G, s.device, _compute_dtype(s))
+    sync = bool(sync) and lS is None and bool(rebalance) and _world_size() > 1
     parts = []                                                     # the Function returns the weighted terms here
     with _no_autocast(s):
         loss = _LTKDFunction.apply(s, t.detach(), groups, G, float(alpha), float(beta), T, bool(rebalance),
-                                   within == 'uniform', parts)
+                                   within == 'uniform', parts, lS, sync)
     return (loss, {'cross': parts[0], 'within': parts[1]}) if return_parts else loss
 
 # %% ../nbs/00_losses.ipynb #91c72ff2
