@@ -114,7 +114,7 @@ def read_weights(path, # A checkpoint file: `save_teacher`, `learn.save()`, a pl
         with torch.serialization.safe_globals([L]):  # fastai's optimizer state holds `L` lists
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} cannot be read as a weights file with torch.load(weights_only=True) "
+        raise ValueError(f"{path} is not a teacher checkpoint or weights file that torch.load(weights_only=True) can read "
                          f"(an exported Learner is a .pkl file for load_learner): {e}") from e
     if isinstance(obj, dict) and obj.get('format') == _CKPT_FORMAT:
         return obj['state_dict'], 'ltkd', {k: v for k, v in obj.items() if k != 'state_dict'}

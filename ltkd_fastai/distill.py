@@ -24,16 +24,16 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.vision.augment import RandTransform
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # fit_one_cycle, the progress table, to_fp16
-from .losses import kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss
+from .losses import kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss, group_probs
 from .longtail import class_groups, train_class_counts
 from .metrics import group_metrics
 from .models import get_model
 from .checkpoints import save_teacher, load_teacher, model_arch, align_classes
 
 # %% auto #0
-__all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_factor', 'method_config', 'random_augmentations',
-           'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of', 'resolve_groups', 'check_widths',
-           'distill_learner']
+__all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_factor', 'method_config', 'GroupStats',
+           'random_augmentations', 'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of',
+           'resolve_groups', 'check_widths', 'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
 _INPUTS = ('t', 'target', 'groups', 'log_prior')  # what the callback can pass a method's loss, after `s`
@@ -169,6 +169,51 @@ def method_config(method:str, # A key of `METHODS`
     cfg['hparams'] = {**m.defaults, **{k: v for k, v in kwargs.items() if k not in _WEIGHTS}}
     return cfg
 
+# %% ../nbs/05_distill.ipynb #4cf766bf
+def _all_reduce_(*xs):
+    "Sum tensors over the ranks of an initialised `torch.distributed` group, in place (a no-op otherwise)"
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        for x in xs: torch.distributed.all_reduce(x)
+    return xs
+
+class GroupStats:
+    "Teacher group statistics for LTKD's rebalancing: `'batch'` (the paper), `'ema'` (running mean) or `'dataset'`"
+    kinds = ('batch', 'ema', 'dataset')
+    def __init__(self,
+                 kind:str='batch', # 'batch', 'ema' or 'dataset'
+                 momentum:float=0.99, # EMA momentum: weight of the past (`'ema'` only)
+                ):
+        if kind not in self.kinds: raise ValueError(f"group_stats must be one of {list(self.kinds)}, got {kind!r}")
+        if not 0 <= momentum < 1: raise ValueError(f"group_momentum must be in [0, 1), got {momentum!r}")
+        self.kind,self.momentum,self.sums,self._key = kind,float(momentum),None,None
+
+    def reset(self):
+        "Forget the running mean (a new fit starts it again); dataset statistics are kept while their data is the same"
+        if self.kind == 'ema': self.sums = None
+
+    def update(self, t:Tensor, groups:Tensor, T:float):
+        "Fold the teacher logits `t` of one training batch into the running mean (`'ema'`)"
+        if self.kind != 'ema': return
+        with torch.no_grad():
+            P = group_probs(t.detach().float(), groups, T)
+            s, n = _all_reduce_(P.sum(0), P.new_tensor([float(len(P))]))
+            m = s / n
+            self.sums = m if self.sums is None else self.momentum * self.sums + (1 - self.momentum) * m
+
+    def fit_dataset(self, batches, groups:Tensor, T:float, key=None):
+        "Mean teacher group mass over `batches` of teacher logits (`'dataset'`); skipped when `key` is unchanged"
+        if self.kind != 'dataset' or (key is not None and key == self._key and self.sums is not None): return
+        s, n = None, 0
+        with torch.no_grad():
+            for t in batches:
+                P = group_probs(t.float(), groups, T)
+                s = P.sum(0) if s is None else s + P.sum(0); n += len(P)
+        if s is None: raise ValueError("group_stats='dataset': the training DataLoader yields no batch")
+        s, cnt = _all_reduce_(s, s.new_tensor([float(n)]))
+        self.sums,self._key = s / cnt, key
+
+    def __repr__(self): return f"GroupStats({self.kind!r}" + (f", momentum={self.momentum:g})" if self.kind == 'ema' else ')')
+
 # %% ../nbs/05_distill.ipynb #be5a600f
 def _plain(x):
     "`x` as a plain `Tensor` (fastai's tensor subclasses dispatch every op through Python)"
@@ -228,6 +273,8 @@ class DistillCallback(Callback):
                  class_counts=None, # Training count per class (methods taking 'log_prior')
                  cache_teacher:bool=False, # Compute the teacher's logits once per training item and reuse them
                  channels_last:bool=False, # Put student, teacher and inputs in channels-last memory format
+                 group_stats:str='batch', # LTKD's teacher group statistics: 'batch' (the paper), 'ema' or 'dataset'
+                 group_momentum:float=0.99, # Momentum of `group_stats='ema'`
                  **kwargs, # Overrides of the method's defaults (`T`, `alpha`, ..., `ce_weight`, `weight`, `warmup`)
                 ):
         self.spec = get_method(method)
@@ -243,6 +290,10 @@ class DistillCallback(Callback):
         self.groups = None if groups is None else torch.as_tensor(groups, dtype=torch.long)
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
         self.cache_teacher,self.channels_last = cache_teacher,channels_last
+        self.group_stats = GroupStats(group_stats, group_momentum)
+        self._rebalances = self.spec.loss is not None and 'group_sums' in inspect.signature(self.spec.loss).parameters
+        if group_stats != 'batch' and not self._rebalances:
+            raise ValueError(f"group_stats={group_stats!r} applies to methods whose loss takes `group_sums` (LTKD's), not {method!r}")
         self.old_lf,self._active,self._pending,self._log_mets,self.term_weight = None,False,False,L(),self.weight
         self._init_state()
 
@@ -263,7 +314,8 @@ class DistillCallback(Callback):
     @property
     def config(self)->dict:
         "The method and its hyperparameters"
-        return dict(method=self.method, ce_weight=self.ce_weight, weight=self.weight, warmup=self.warmup, **self.hparams)
+        gs = {} if self.group_stats.kind == 'batch' else dict(group_stats=self.group_stats.kind)
+        return dict(method=self.method, ce_weight=self.ce_weight, weight=self.weight, warmup=self.warmup, **self.hparams, **gs)
 
     @property
     def log_names(self)->list:
@@ -290,9 +342,22 @@ class DistillCallback(Callback):
             cnt = torch.tensor(self.class_counts, dtype=torch.float32).clamp_min(1.)  # a class never seen gets a count of 1
             self._log_prior_dev = (cnt / cnt.sum()).log().to(dev)
         if self.cache_teacher and uses_t: self._start_cache()
+        if uses_t and self._rebalances: self._start_group_stats()
         if self.spec.uses_teacher and not uses_t: return  # inert: no term columns either
         self._log_mets = L(ValueMetric(partial(self._term_avg, n), n) for n in self.log_names)
         self.learn.metrics = L(self.learn.metrics) + self._log_mets
+
+    def _start_group_stats(self):
+        gs, dl, T = self.group_stats, self.dls.train, self.hparams.get('T', 4.)
+        gs.reset()
+        G = int(self._groups_dev.max()) + 1
+        if gs.kind == 'batch' and self.hparams.get('rebalance', True) and (getattr(dl, 'bs', None) or G * 4) < 4 * G:
+            warnings.warn(f"LTKD rebalances with the batch's teacher group sums, and batches of {dl.bs} samples are too small "
+                          f"to estimate {G} groups (a batch of 1 makes the rebalanced teacher uniform over the groups): "
+                          "use group_stats='ema' or 'dataset', or larger batches")
+        if gs.kind == 'dataset':
+            batches = [self._table] if self._table is not None else (t for t, _ in _teacher_batches(self.teacher, dl, self.channels_last))
+            gs.fit_dataset(batches, self._groups_dev, T, key=(id(dl.dataset), dl.n, T, id(self.teacher)))
 
     def before_train(self):
         if self.spec.uses_teacher and self.teacher is None:
@@ -343,6 +408,7 @@ class DistillCallback(Callback):
     def after_pred(self):
         if self.spec.uses_teacher and self._t is None:
             with torch.no_grad(): self._t = self.teacher(*[_plain(x) for x in self.xb])
+        if self._t is not None and self.group_stats.kind == 'ema': self.group_stats.update(self._t, self._groups_dev, self.hparams.get('T', 4.))
         self._pending = True  # `lf` distills this batch's prediction, once
 
     def lf(self, pred, *yb):
@@ -362,11 +428,12 @@ class DistillCallback(Callback):
                 ctx = dict(t=None if self._t is None else _plain(self._t).float(), target=_plain(yb[0]) if yb else None,
                            groups=self._groups_dev, log_prior=self._log_prior_dev)
                 args = [ctx[i] for i in self.spec.inputs]
+                hp = self.hparams if self.group_stats.kind == 'batch' else {**self.hparams, 'group_sums': self.group_stats.sums}
                 if self.spec.parts:
-                    term, ps = self.spec.loss(s, *args, **self.hparams, return_parts=True)
+                    term, ps = self.spec.loss(s, *args, **hp, return_parts=True)
                     parts.update({k: w * v.detach() for k, v in ps.items()})
                 else:
-                    term = self.spec.loss(s, *args, **self.hparams)
+                    term = self.spec.loss(s, *args, **hp)
                     parts[self.spec.key] = w * term.detach()
                 loss = w * term if loss is None else loss + w * term
         self._parts = parts
@@ -415,26 +482,29 @@ def check_cacheable(learn:Learner): # A `Learner` whose training teacher logits 
     if mix: raise ValueError(f"cache_teacher=True cannot be used with {', '.join(mix)}: it changes the inputs every batch")
     if not getattr(dl, 'indexed', True): raise ValueError("cache_teacher=True needs an indexed (map-style) training dataset")
 
+def _teacher_batches(teacher, dl, channels_last=False):
+    "(teacher logits float32, labels) of every item of `dl.dataset` in index order, one batch at a time, in eval mode"
+    n = dl.n
+    odl = dl.new(shuffle=False, drop_last=False, get_idxs=lambda: list(range(n)))
+    dev = _device(teacher)
+    was = teacher.training; teacher.eval()
+    try:
+        with torch.no_grad():
+            for b in odl:
+                n_inp = getattr(odl, 'n_inp', 1 if len(b) == 1 else len(b) - 1)
+                xb = [_plain(x).to(dev) for x in b[:n_inp]]
+                if channels_last: xb = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in xb]
+                yield teacher(*xb).float(), _plain(b[n_inp]).reshape(-1).to(dev)
+    finally: teacher.train(was)
+
 def teacher_logits(teacher:nn.Module, # Frozen teacher
                    dl:DataLoader, # Training `DataLoader`; read in index order, without shuffling
                    channels_last:bool=False, # Inputs in channels-last format
                   )->tuple: # (logits (n, C) float32, labels (n,)) on the teacher's device
     "Teacher logits and labels of every item of `dl.dataset`, row `i` for dataset index `i`"
-    n = dl.n
-    odl = dl.new(shuffle=False, drop_last=False, get_idxs=lambda: list(range(n)))
-    dev = _device(teacher)
-    was = teacher.training; teacher.eval()
-    outs, ys = [], []
-    with torch.no_grad():
-        for b in odl:
-            n_inp = getattr(odl, 'n_inp', 1 if len(b) == 1 else len(b) - 1)
-            xb = [_plain(x).to(dev) for x in b[:n_inp]]
-            if channels_last: xb = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in xb]
-            outs.append(teacher(*xb).float())
-            ys.append(_plain(b[n_inp]).reshape(-1).to(dev))
-    teacher.train(was)
+    outs, ys = zip(*_teacher_batches(teacher, dl, channels_last)) if dl.n else ((), ())
     logits, y = torch.cat(outs), torch.cat(ys)
-    if len(logits) != n: raise ValueError(f"teacher-logit cache: the training DataLoader yields {len(logits)} items for {n} indices")
+    if len(logits) != dl.n: raise ValueError(f"teacher-logit cache: the training DataLoader yields {len(logits)} items for {dl.n} indices")
     return logits, y
 
 # %% ../nbs/05_distill.ipynb #95a7622e
@@ -560,6 +630,8 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                     cache_teacher:bool=False, # Reuse teacher logits across epochs (training pipeline without random augmentation)
                     channels_last:bool=False, # Channels-last memory format for student, teacher and inputs
                     teacher_weights=None, # Weights file for a teacher given as a name or module (any file `load_teacher` reads)
+                    group_stats:str='batch', # LTKD's teacher group statistics: 'batch' (the paper), 'ema' or 'dataset'
+                    group_momentum:float=0.99, # Momentum of `group_stats='ema'`
                     reorder_classes:bool=False, # Permute the teacher's outputs to the data's class order when it has the same classes in another order
                     **kwargs, # The method's hyperparameters (`T`, `alpha`, `ce_weight`, ...) and `Learner` arguments
                    )->Learner:
@@ -583,7 +655,7 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
     if teacher is not None and teacher is student: raise ValueError("teacher and student are the same module")
     check_widths(dls, n_out, xb, student=student, teacher=teacher)
     cb = DistillCallback(teacher, method, groups=groups, class_counts=counts, cache_teacher=cache_teacher,
-                         channels_last=channels_last, **kwargs)
+                         channels_last=channels_last, group_stats=group_stats, group_momentum=group_momentum, **kwargs)
     metrics = L(accuracy) + L(group_metrics(groups)) if metrics is None else metrics
     cbs = L(lkw.pop('cbs', None)) + L(cb)
     learn = Learner(dls, student, loss_func=lkw.pop('loss_func', None) or CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **lkw)
