@@ -24,7 +24,8 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.vision.augment import RandTransform
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # fit_one_cycle, the progress table, to_fp16
-from .losses import kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss, group_probs
+from .losses import (kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss, group_probs, bkd_loss, dive_loss,
+                                balanced_softmax_loss, la_kd_loss, effective_number_weights)
 from .longtail import class_groups, train_class_counts
 from .metrics import group_metrics
 from .models import get_model
@@ -36,7 +37,7 @@ __all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_
            'resolve_groups', 'check_widths', 'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
-_INPUTS = ('t', 'target', 'groups', 'log_prior')  # what the callback can pass a method's loss, after `s`
+_INPUTS = ('t', 'target', 'groups', 'log_prior', 'class_counts')  # what the callback can pass a method's loss, after `s`
 _WEIGHTS = ('ce_weight', 'weight', 'warmup')       # hyperparameters the callback itself uses
 
 class DistillMethod:
@@ -44,7 +45,7 @@ class DistillMethod:
     def __init__(self,
                  key:str, # Registry key (lowercase)
                  loss=None, # Loss function `loss(s, *inputs, **hparams)`; `None`: CE only
-                 inputs:tuple=('t',), # Names of the loss's positional inputs after `s`, from 't', 'target', 'groups', 'log_prior'
+                 inputs:tuple=('t',), # Names of the loss's positional inputs after `s`, from 't', 'target', 'groups', 'log_prior', 'class_counts'
                  defaults:dict=None, # Default hyperparameters of `loss`
                  ce_weight:float=1., # Weight of the learner's loss (CE) in the training loss
                  weight:float=1., # Weight of the method's loss
@@ -86,7 +87,7 @@ METHODS = {}  # key -> DistillMethod
 # %% ../nbs/05_distill.ipynb #e55ea432
 def register_method(key:str, # Lowercase name, e.g. 'my_kd'
                     loss=None, # Loss function `loss(s, *inputs, **hparams)`; `None`: CE only
-                    inputs:tuple=('t',), # Names of its positional inputs after `s`: 't', 'target', 'groups', 'log_prior'
+                    inputs:tuple=('t',), # Names of its positional inputs after `s`: 't', 'target', 'groups', 'log_prior', 'class_counts'
                     defaults:dict=None, # Default hyperparameters of `loss`
                     ce_weight:float=1., # Weight of the CE term
                     weight:float=1., # Weight of the method's term
@@ -143,6 +144,34 @@ register_method('ltkd_biased_cross', defaults=dict(alpha=6., beta=0., T=4., reba
                 formula='CE + alpha*cross (not rebalanced)', source='LTKD ablation (Table VI)', **_ltkd)
 register_method('ltkd_teacher_within', defaults=dict(alpha=6., beta=6., T=4., within='teacher'),
                 formula='ltkd with P_T,G-weighted within-group terms', source='LTKD ablation', **_ltkd)
+# Long-tailed distillation baselines: the CE part is their own (balanced or logit-adjusted), so `ce_weight=0`
+_bkd_w = {}
+def _bkd(s, t, class_counts, T=2., beta=0.9999, return_parts=False):
+    "BKD: the effective-number weights of `class_counts` (cached per counts tensor) into `bkd_loss`"
+    key = (id(class_counts), float(beta))
+    if key not in _bkd_w: _bkd_w.clear(); _bkd_w[key] = effective_number_weights(class_counts, beta).to(s.device)
+    kd = bkd_loss(s, t, _bkd_w[key], T)
+    return (kd, {'bkd': kd.detach()}) if return_parts else kd
+
+def _dive(s, t, target, log_prior, T=3., power=0.5, a=0.5, return_parts=False):
+    "DiVE: `(1 - a) * BSCE + a * dive_loss`"
+    bsce, kd = balanced_softmax_loss(s, target, log_prior), dive_loss(s, t, T, power)
+    loss = (1 - a) * bsce + a * kd
+    return (loss, {'bsce': (1 - a) * bsce.detach(), 'dive': a * kd.detach()}) if return_parts else loss
+
+def _la_kd(s, t, target, log_prior, tau=1., T=4., alpha=0.9, return_parts=False):
+    "LA-KD: the adjusted logits `s + tau*log_prior` learn the labels and the teacher, `(1 - alpha) * LA-CE + alpha * KD`"
+    ce, kd = la_loss(s, target, log_prior, tau), la_kd_loss(s, t, log_prior, tau, T)
+    loss = (1 - alpha) * ce + alpha * kd
+    return (loss, {'la_ce': (1 - alpha) * ce.detach(), 'la_kd': alpha * kd.detach()}) if return_parts else loss
+
+register_method('bkd', _bkd, ('t', 'class_counts'), dict(T=2., beta=0.9999), ce_weight=1., weight=1., parts=('bkd',),
+                formula='CE + T^2*KL(norm(w*p_T) || p_S), w = effective-number weights', source='Zhang et al. 2021 (Balanced KD)')
+register_method('dive', _dive, ('t', 'target', 'log_prior'), dict(T=3., power=0.5, a=0.5), ce_weight=0., weight=1.,
+                parts=('bsce', 'dive'), formula='(1-a)*BSCE + a*T^2*KL(norm(p_T^power) || p_S)', source='He et al. 2021 (DiVE)')
+register_method('la_kd', _la_kd, ('t', 'target', 'log_prior'), dict(tau=1., T=4., alpha=0.9), ce_weight=0., weight=1.,
+                parts=('la_ce', 'la_kd'), formula='0.1*CE(s + tau*log pi) + 0.9*T^2*KL(p_T || softmax((s + tau*log pi)/T))',
+                source='logit-adjusted KD (Menon et al. 2021 + Hinton et al. 2015)')
 register_method('la', la_loss, ('target', 'log_prior'), dict(tau=1.), ce_weight=0., weight=1.,
                 formula='CE(s + tau*log(prior), y)', source='Menon et al. 2021 (logit adjustment)')
 
@@ -264,7 +293,7 @@ class _IdxRecorder:
 class DistillCallback(Callback):
     "Train on `ce_weight*CE + weight*distillation` against a frozen `teacher`; validation keeps the plain loss"
     order,run_valid = 20,False  # after MixUp-style callbacks and MixedPrecision (10), before Recorder (50)
-    _stateattrs = ('teacher', '_table', '_table_y', '_t', '_groups_dev', '_log_prior_dev', '_idx_rec', '_cache_dl', '_parts', '_teacher_flags')
+    _stateattrs = ('teacher', '_table', '_table_y', '_t', '_groups_dev', '_log_prior_dev', '_counts_dev', '_idx_rec', '_cache_dl', '_parts', '_teacher_flags')
 
     def __init__(self,
                  teacher:nn.Module=None, # Frozen teacher (not needed by 'ce' and 'la')
@@ -285,7 +314,7 @@ class DistillCallback(Callback):
         if teacher is not None and not isinstance(teacher, nn.Module):
             raise ValueError(f"`teacher` must be an nn.Module, got {type(teacher).__name__} (distill_learner also takes names and paths)")
         if 'groups' in ins and groups is None: raise ValueError(f"method {method!r} needs `groups` (class -> group id)")
-        if 'log_prior' in ins and class_counts is None: raise ValueError(f"method {method!r} needs `class_counts`")
+        if {'log_prior', 'class_counts'} & set(ins) and class_counts is None: raise ValueError(f"method {method!r} needs `class_counts`")
         self.teacher = teacher
         self.groups = None if groups is None else torch.as_tensor(groups, dtype=torch.long)
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
@@ -299,7 +328,7 @@ class DistillCallback(Callback):
 
     def _init_state(self):
         self._table = self._table_y = self._table_key = self._t = self._idx_rec = self._cache_dl = None
-        self._groups_dev = self._log_prior_dev = None
+        self._groups_dev = self._log_prior_dev = self._counts_dev = None
         self._parts,self._teacher_flags = {},None
         self._sums,self._count = {},0
         if not hasattr(self, 'teacher'): self.teacher = None
@@ -340,6 +369,7 @@ class DistillCallback(Callback):
         if self.groups is not None: self._groups_dev = self.groups.to(dev)
         if self.class_counts is not None:
             cnt = torch.tensor(self.class_counts, dtype=torch.float32).clamp_min(1.)  # a class never seen gets a count of 1
+            self._counts_dev = cnt.to(dev)
             self._log_prior_dev = (cnt / cnt.sum()).log().to(dev)
         if self.cache_teacher and uses_t: self._start_cache()
         if uses_t and self._rebalances: self._start_group_stats()
@@ -426,7 +456,7 @@ class DistillCallback(Callback):
             if self.spec.loss is not None:
                 w = self.term_weight
                 ctx = dict(t=None if self._t is None else _plain(self._t).float(), target=_plain(yb[0]) if yb else None,
-                           groups=self._groups_dev, log_prior=self._log_prior_dev)
+                           groups=self._groups_dev, log_prior=self._log_prior_dev, class_counts=self._counts_dev)
                 args = [ctx[i] for i in self.spec.inputs]
                 hp = self.hparams if self.group_stats.kind == 'batch' else {**self.hparams, 'group_sums': self.group_stats.sums}
                 if self.spec.parts:
@@ -642,7 +672,7 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
     n_out = ifnone(n_out, get_c(dls)) or (len(class_counts) if class_counts is not None else
                                           len(groups) if groups is not None else None)
     if not n_out: raise ValueError("cannot tell the number of classes from dls (no `c` or `vocab`): pass n_out=")
-    counts, groups = resolve_groups(dls, groups, class_counts, n_groups, n_out, need_counts='log_prior' in spec.inputs)
+    counts, groups = resolve_groups(dls, groups, class_counts, n_groups, n_out, need_counts=bool({'log_prior', 'class_counts'} & set(spec.inputs)))
     xb = _sample_input(dls)
     in_chans = _in_chans_of(xb)  # models built from a name take the data's channels
     if spec.uses_teacher:

@@ -99,7 +99,7 @@ def save_run(out, # the output folder
 ROW_LABELS = {'teacher': 'Teacher', 'ce': 'Student (CE)', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
               'ltkd': 'LTKD', 'la': 'LA (logit adjustment)', 'ltkd_biased': 'LTKD (biased cross-group)',
               'ltkd_cross': 'LTKD (cross-group only)', 'ltkd_within': 'LTKD (within-group only)',
-              'ltkd_teacher_within': 'LTKD (teacher-weighted within)'}
+              'ltkd_teacher_within': 'LTKD (teacher-weighted within)', 'bkd': 'BKD', 'dive': 'DiVE', 'la_kd': 'LA-KD'}
 GROUP_COLS = ['head', 'medium', 'tail', 'all']
 
 def row_label(method:str, # a method key ('teacher' for the teacher row)

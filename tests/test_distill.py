@@ -123,7 +123,7 @@ def test_training_loss_is_the_registry_formula(method):
     xb, yb, pred, loss = seen[0]
     with torch.no_grad(): t = learn.distill.teacher(xb) if spec.uses_teacher else None
     counts = torch.tensor(COUNTS, dtype=torch.float32)
-    ctx = dict(t=t, target=yb, groups=class_groups(COUNTS), log_prior=(counts / counts.sum()).log())
+    ctx = dict(t=t, target=yb, groups=class_groups(COUNTS), log_prior=(counts / counts.sum()).log(), class_counts=counts)
     ref = cfg['ce_weight'] * F.cross_entropy(pred, yb).item() if cfg['ce_weight'] else 0.
     if spec.loss is not None:
         ref += cfg['weight'] * warmup_factor(0, cfg['warmup']) * spec.loss(pred, *[ctx[k] for k in spec.inputs], **cfg['hparams']).item()
@@ -272,3 +272,39 @@ def test_saved_teacher_gets_the_usual_file_mode(tmp_path):
     p = save_teacher(get_model('cnn_tiny', 10, in_chans=1), tmp_path / 't.pth')
     um = os.umask(0); os.umask(um)
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~um
+
+
+# ---------------------------------------------------------------- long-tailed baselines: the training loss from scratch
+def _kl64(p, q):
+    "batch-mean KL(p || q) of float64 probability rows"
+    return float((p * (p.log() - q.log())).sum(1).mean())
+
+
+@pytest.mark.parametrize('method', ['bkd', 'dive', 'la_kd'])
+def test_long_tailed_baselines_train_on_their_paper_formula(method):
+    "The loss the optimiser sees, recomputed in float64 from the papers' formulas (not from the library's losses)"
+    dls = make_dls()
+    learn = distill_learner(dls, net(0), net(1), method, lr=0.)
+    seen = []
+    class Grab(Callback):
+        order = 30
+        def after_loss(self):
+            if self.training: seen.append((self.xb[0].clone(), self.yb[0].clone(), self.pred.detach().clone(), self.loss.item()))
+    quiet_fit(learn, 1, 0., cbs=Grab())
+    xb, y, s, loss = seen[0]
+    with torch.no_grad(): t = learn.distill.teacher(xb).double()
+    s = s.double()
+    n = torch.tensor(COUNTS, dtype=torch.float64)
+    log_pi = (n / n.sum()).log()
+    ce = lambda z: float(F.cross_entropy(z, y))
+    sm = lambda z, T: (z / T).softmax(1)
+    if method == 'bkd':   # Zhang et al. 2021: CE + T^2 KL(norm(w * p_T) || p_S), w effective-number weights summing to C
+        w = (1 - 0.9999) / (1 - 0.9999 ** n); w = w / w.sum() * C
+        q = sm(t, 2.) * w; q = q / q.sum(1, keepdim=True)
+        ref = ce(s) + 4 * _kl64(q, sm(s, 2.))
+    elif method == 'dive':  # He et al. 2021: 0.5 BSCE + 0.5 T^2 KL(norm(p_T^0.5) || p_S), T = 3
+        q = sm(t, 3.) ** 0.5; q = q / q.sum(1, keepdim=True)
+        ref = 0.5 * ce(s + log_pi) + 0.5 * 9 * _kl64(q, sm(s, 3.))
+    else:                   # 0.1 CE(s + log pi) + 0.9 T^2 KL(p_T || softmax((s + log pi)/T)), T = 4
+        ref = 0.1 * ce(s + log_pi) + 0.9 * 16 * _kl64(sm(t, 4.), sm(s + log_pi, 4.))
+    assert loss == pytest.approx(ref, rel=1e-5)
