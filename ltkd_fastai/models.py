@@ -32,8 +32,10 @@ class ZooNet(nn.Module):
         num_classes = int(num_classes)
         self.num_features, self.num_classes, self.drop_rate = num_features, num_classes, drop_rate
         self.fc = nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
+        # a module (timm's name), so hooks can read the last feature map (its input) and the pooled features
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
 
-    def _pool(self, x): return F.adaptive_avg_pool2d(x, 1).flatten(1)
+    def _pool(self, x): return self.global_pool(x).flatten(1)
 
     def forward_head(self,
                      x:torch.Tensor, # pooled features `(B, D)` from `forward_features`
