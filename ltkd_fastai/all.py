@@ -6,7 +6,7 @@
 __all__ = []
 
 # %% ../nbs/09_all.ipynb #a783389d
-from . import losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, plots, experiment
+from . import losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, aid, plots, experiment
 from .losses import *
 from .longtail import *
 from .data import *
@@ -16,8 +16,9 @@ from .checkpoints import *
 from .features import *
 from .distill import *
 from .teacher import *
+from .aid import *
 from .plots import *
 from .experiment import *
 
-_MODULES = (losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, plots, experiment)
+_MODULES = (losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, aid, plots, experiment)
 __all__ = sorted({n for m in _MODULES for n in getattr(m, '__all__', [])})

@@ -11,8 +11,9 @@ ALLOWED = {
     'data': {'longtail'}, 'metrics': {'longtail'},
     'distill': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints'},
     'teacher': {'features', 'distill', 'checkpoints', 'losses', 'longtail', 'metrics', 'models', 'data'},
-    'plots': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher'},
-    'experiment': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'plots'},
+    'aid': {'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'distill', 'teacher'},
+    'plots': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'aid'},
+    'experiment': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'plots', 'aid'},
 }
 
 def package_imports(path):
