@@ -6,13 +6,14 @@
 __all__ = []
 
 # %% ../nbs/09_all.ipynb #a783389d
-from . import losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, aid, plots, experiment
+from . import losses, longtail, data, metrics, models, checkpoints, distributed, features, distill, teacher, aid, plots, experiment
 from .losses import *
 from .longtail import *
 from .data import *
 from .metrics import *
 from .models import *
 from .checkpoints import *
+from .distributed import *
 from .features import *
 from .distill import *
 from .teacher import *
@@ -20,5 +21,5 @@ from .aid import *
 from .plots import *
 from .experiment import *
 
-_MODULES = (losses, longtail, data, metrics, models, checkpoints, features, distill, teacher, aid, plots, experiment)
+_MODULES = (losses, longtail, data, metrics, models, checkpoints, distributed, features, distill, teacher, aid, plots, experiment)
 __all__ = sorted({n for m in _MODULES for n in getattr(m, '__all__', [])})

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from fastcore.basics import ifnone
 from fastai.learner import Metric
+from fastai.torch_core import to_detach
 from .longtail import class_groups, group_names, train_class_counts
 
 # %% auto #0
@@ -73,16 +74,17 @@ def group_accuracy(preds, # Logits or probabilities (N, C), or predicted classes
 
 # %% ../nbs/03_metrics.ipynb #03927f50
 class GroupAccuracy(Metric):
-    "Accuracy over the samples whose true class is in group `group`, counted exactly over the whole validation set"
+    "Accuracy over the samples whose true class is in group `group` (`None`: all samples), counted exactly over the whole validation set"
     def __init__(self,
                  groups, # Group id of each class (C,), 0 = head
-                 group:int, # The group this metric reports
-                 name:str=None, # Column name; default from `group_names`
+                 group:int|None, # The group this metric reports; `None`: every class (overall accuracy)
+                 name:str=None, # Column name; default from `group_names`, 'accuracy' for `group=None`
                 ):
         self.groups = _check_groups(groups)
         G = int(self.groups.max()) + 1
-        if not 0 <= group < G: raise ValueError(f"group must be one of 0..{G-1}, got {group!r}")
-        self.group, self._name = group, name or group_names(G)[group]
+        if group is not None and (isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < G):
+            raise ValueError(f"group must be one of 0..{G-1} or None (all classes), got {group!r}")
+        self.group, self._name = group, name or ('accuracy' if group is None else group_names(G)[group])
         self._dev_groups = None
         self.reset()
 
@@ -92,11 +94,18 @@ class GroupAccuracy(Metric):
         "Add a batch of predictions and targets to the counts"
         p, t = _pred_labels(preds, targs)
         if self._dev_groups is None or self._dev_groups.device != t.device: self._dev_groups = self.groups.to(t.device)
-        in_g = self._dev_groups[t] == self.group
+        g = self._dev_groups[t]                                  # also checks that the targets are classes of `groups`
+        in_g = torch.ones_like(t, dtype=torch.bool) if self.group is None else g == self.group
         self.correct += int((in_g & (p.to(t.device) == t)).sum())
         self.total += int(in_g.sum())
 
-    def accumulate(self, learn): self.update(learn.pred, learn.yb[0])
+    def accumulate(self, learn):
+        "Count the batch's predicted and true classes; under distributed training those of every process, without padding"
+        p, t = _pred_labels(learn.pred, learn.yb[0])
+        # one (B, 2) tensor through the learner's `to_detach`: fastai's `DistributedDL` gathers it over the processes and
+        # drops the samples it repeated to even out the shards, like fastai's own `AccumMetric`
+        pt = getattr(learn, 'to_detach', to_detach)(torch.stack([p, t.to(p.device)], 1))
+        self.update(pt[:, 0], pt[:, 1])
 
     @property
     def value(self): return self.correct / self.total if self.total else float('nan')
@@ -107,13 +116,14 @@ class GroupAccuracy(Metric):
 
 def group_metrics(groups, # Group id of each class (C,), e.g. from `class_groups`
                   names=None, # One name per group; default: head/medium/tail for 3 groups, see `group_names`
-                 )->list: # One `GroupAccuracy` per group
+                  overall:bool=False, # Also an exact overall accuracy first, named 'accuracy' (`GroupAccuracy(groups, None)`)
+                 )->list: # One `GroupAccuracy` per group (after the overall one if `overall`)
     "fastai metrics for the accuracy of each class group, named after the groups"
     g = _check_groups(groups)
     G = int(g.max()) + 1
     names = group_names(G) if names is None else list(names)
     if len(names) != G: raise ValueError(f"got {len(names)} names for {G} groups")
-    return [GroupAccuracy(g, i, n) for i, n in enumerate(names)]
+    return ([GroupAccuracy(g, None)] if overall else []) + [GroupAccuracy(g, i, n) for i, n in enumerate(names)]
 
 # %% ../nbs/03_metrics.ipynb #dd1b8b08
 def _learn_groups(learn, groups):

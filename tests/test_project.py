@@ -7,13 +7,13 @@ LIB = ROOT / 'ltkd_fastai'
 
 # DESIGN.md's import rules: a module may import only the modules listed for it.
 ALLOWED = {
-    'losses': set(), 'longtail': set(), 'models': set(), 'checkpoints': {'models'}, 'features': set(),
+    'losses': set(), 'longtail': set(), 'models': set(), 'checkpoints': {'models'}, 'distributed': set(), 'features': set(),
     'data': {'longtail'}, 'metrics': {'longtail'},
-    'distill': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints'},
-    'teacher': {'features', 'distill', 'checkpoints', 'losses', 'longtail', 'metrics', 'models', 'data'},
-    'aid': {'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'distill', 'teacher'},
-    'plots': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'aid'},
-    'experiment': {'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'plots', 'aid'},
+    'distill': {'distributed', 'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints'},
+    'teacher': {'distributed', 'features', 'distill', 'checkpoints', 'losses', 'longtail', 'metrics', 'models', 'data'},
+    'aid': {'distributed', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'distill', 'teacher'},
+    'plots': {'distributed', 'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'aid'},
+    'experiment': {'distributed', 'features', 'losses', 'longtail', 'metrics', 'models', 'checkpoints', 'data', 'distill', 'teacher', 'plots', 'aid'},
 }
 
 def package_imports(path):
