@@ -6,7 +6,7 @@ Reads `OUT_DIR/inputs.pt` (made by the test) and writes what each rank saw to `O
 
 - `ltkd_loss` on the rank's half of a batch, for several settings, with `sync=True` (the default) and `sync=False`;
 - `distill_learner` fits through fastai's `learn.distrib_ctx()` (DDP via accelerate on CPU, gloo): one whose metrics
-  cover a validation set of odd size (fastai pads the shares), one single-step fit of a student without batch norm
+  cover a validation set of odd size (fastai pads the shares), followed by `group_report` in the same context, one single-step fit of a student without batch norm
   per `sync` setting (its update is compared with one step on the whole batch), and last, in their own learners,
   the passes over the whole training set (`cache_teacher=True`, `group_stats='dataset'`), whose outcome is recorded
   whether they train or fail.
@@ -84,6 +84,7 @@ def main(out):
     from fastai.torch_core import set_seed
     from torch.nn.parallel import DistributedDataParallel
     from ltkd_fastai.distill import distill_learner
+    from ltkd_fastai.metrics import group_report
     import ltkd_fastai.distributed  # gloo-friendly index broadcasts for fastai's DistributedDL
 
     class Spy(Callback):
@@ -101,31 +102,34 @@ def main(out):
                              teacher_grad=any(p.requires_grad for p in d.teacher.parameters()),
                              dls_distributed=isinstance(self.learn.dl, DistributedDL))
 
-    def fit(student, epochs=3, lr=1e-2, bs=8, **kw):
-        "`epochs` of `distill_learner(..., 'ltkd')` under `learn.distrib_ctx()`; the learner and the student's weights before"
+    def fit(student, epochs=3, lr=1e-2, bs=8, inside=None, **kw):
+        "`epochs` of `distill_learner(..., 'ltkd')` under `learn.distrib_ctx()`, then `inside(learn)` there too"
         set_seed(0)
         learn = distill_learner(make_dls(bs=bs), teacher_model(), student, 'ltkd', cbs=Spy(), **kw)
         learn.remove_cb(ProgressCallback)
         w0 = state(learn.model)
         with learn.distrib_ctx(sync_bn=False, cpu=True):  # no GPU: accelerate's CPU processes, no SyncBatchNorm
             learn.fit(epochs, lr)
+            # what the fit recorded, before `inside` (get_preds runs `before_fit` again, which resets the records)
+            learn.values, learn.seen, learn.batches = list(learn.recorder.values[-1]), dict(learn.spy.seen), list(learn.spy.batches)
+            learn.inside = inside(learn) if inside else None
         return learn, w0
 
-    learn, _ = fit(bn_student())
-    res['metrics'] = dict(names=list(learn.recorder.metric_names), values=list(learn.recorder.values[-1]),
-                          student=state(learn.model), seen=learn.spy.seen,
+    learn, _ = fit(bn_student(), inside=group_report)   # the report as the tutorial makes it, on every process
+    res['metrics'] = dict(report=learn.inside, names=list(learn.recorder.metric_names), values=learn.values,
+                          student=state(learn.model), seen=learn.seen,
                           teacher=state(learn.distill.teacher), teacher0=state(teacher_model()))
     res['step'] = {}
     for sync in (True, False):
         learn, w0 = fit(linear_student(), epochs=1, lr=0.05, bs=BS, opt_func=SGD, sync=sync)
-        res['step'][sync] = dict(w0=w0, w1=state(learn.model), batches=learn.spy.batches, seen=learn.spy.seen)
+        res['step'][sync] = dict(w0=w0, w1=state(learn.model), batches=learn.batches, seen=learn.seen)
 
     # ---- passes over the whole training set: last, each in its own learner (a failed fit leaves fastai's wrapping)
     res['whole'] = {}
     for name, kw in (('cache', dict(cache_teacher=True)), ('dataset', dict(group_stats='dataset'))):
         try:
             learn, w0 = fit(bn_student(), **kw)
-            res['whole'][name] = dict(ok=True, student=state(learn.model), values=list(learn.recorder.values[-1]))
+            res['whole'][name] = dict(ok=True, student=state(learn.model), values=learn.values)
         except Exception as e:
             res['whole'][name] = dict(ok=False, error=f'{type(e).__name__}: {e}', tb=traceback.format_exc())
 

@@ -97,6 +97,11 @@ def single_process_learner(student_state):
     return distill_learner(W.make_dls(), W.teacher_model(), student, 'ltkd')
 
 
+def learn_report(learn):
+    from ltkd_fastai.metrics import group_report
+    return group_report(learn)
+
+
 def test_group_metrics_cover_the_whole_validation_set(ranks):
     "Every rank reports the head/medium/tail accuracy of the whole (padded, then unpadded) validation set"
     m0, m1 = ranks[0]['metrics'], ranks[1]['metrics']
@@ -112,6 +117,9 @@ def test_group_metrics_cover_the_whole_validation_set(ranks):
     for g in ('head', 'medium', 'tail'):
         i = names.index(g)
         assert m0['values'][i] == m1['values'][i] == ref[g] == valid[g], (g, m0['values'][i], m1['values'][i], ref[g])
+    # `group_report` inside `learn.distrib_ctx()` on every process (as the tutorial does): the whole set, gathered
+    import pandas as pd
+    for r in ranks: pd.testing.assert_frame_equal(r['metrics']['report'], learn_report(learn))
     # the check has power: a metric counting only rank 0's share (the first 38 items) would read differently
     share = group_accuracy(preds[:38], targs[:38], learn.groups).tolist()
     assert share != [ref[g] for g in ('head', 'medium', 'tail')]
