@@ -104,7 +104,8 @@ GROUP_COLS = ['head', 'medium', 'tail', 'all']
 
 def row_label(method:str, # a method key ('teacher' for the teacher row)
              ) -> str:
-    "The table's row name for a method key: 'Teacher', 'Student (CE)', 'KD', ..., else the key in capitals."
+    "The table's row name for a method key: 'Teacher', 'Student (CE)', 'KD', ..., else the key in capitals; 'kd+aid': 'KD + AID'."
+    if method.endswith('+aid'): return row_label(method[:-4]) + ' + AID'   # from the teacher adapted by AID (`--adapt aid`)
     return ROW_LABELS.get(method, method.upper())
 
 def summarize(runs:pd.DataFrame, # run rows with a 'method' column and the accuracy columns
@@ -142,7 +143,7 @@ def format_table(runs:pd.DataFrame, # run rows (see `summarize`)
     if fmt not in ('markdown', 'text'): raise ValueError(f"fmt must be 'markdown' or 'text', got {fmt!r}")
     s = summarize(runs, cols, order)
     methods = s.attrs['methods']
-    students = [i for i, m in enumerate(methods) if m != 'teacher']
+    students = [i for i, m in enumerate(methods) if not m.startswith('teacher')]
     heads = ['Method'] + [c.capitalize() for c in cols] + ['Runs']
     body = []
     for i in range(len(s)):
@@ -335,6 +336,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                    data_kwargs:dict|None=None, # more arguments for the dataset builder (e.g. `n_max`, `augment`)
                    threads:int|None=None, # torch CPU threads (`torch.set_num_threads`); default: the preset's (digits: 1)
                    dls=None, # ready `DataLoaders` to use instead of building them (then pass a `tag` that names them)
+                   adapt:str|None=None, # 'aid': also distil each method from the teacher adapted to the student by AID (rows 'KD + AID', ...)
+                   aid_strength:float=1., # strength of the AID adaptation (`ltkd_fastai.aid.adapt_teacher`)
                   ) -> pd.DataFrame:
     "Train a biased teacher and a student per method and seed on a long-tailed dataset; the run rows (one per run)."
     from ltkd_fastai.longtail import class_groups, train_class_counts
@@ -344,6 +347,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     from ltkd_fastai.models import get_model
     from ltkd_fastai.teacher import teacher_learner, paper_lr
     methods, seeds = _check_args(dataset, methods, seeds, epochs, teacher_epochs, imb, n_groups, class_order, bs, lr, schedule)
+    if adapt not in (None, 'aid'): raise ValueError(f"adapt must be None or 'aid', got {adapt!r}")
+    if adapt and not (isinstance(aid_strength, (int, float)) and aid_strength >= 0): raise ValueError(f'aid_strength must be >= 0, got {aid_strength!r}')
     p = PRESETS[dataset]
     imb, teacher, student = float(ifnone(imb, p['imb'])), ifnone(teacher, p['teacher']), ifnone(student, p['student'])
     epochs, teacher_epochs = int(ifnone(epochs, p['epochs'])), int(ifnone(teacher_epochs, p['teacher_epochs']))
@@ -398,13 +403,41 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         finish(dict(key=tkey, kind='teacher', method='teacher', seed=teacher_seed, student=teacher, epochs=teacher_epochs,
                     lr=_lr(teacher), **base, alpha=None, beta=None, T=None, n_groups=None,
                     **evaluate_groups(tmodel, dls.valid, eval_groups)), t0)
+    # -- AID (`adapt='aid'`): the teacher adapted to a CE-trained student (`ltkd_fastai.aid`), a second teacher for each method
+    teachers = {'': (tmodel, tkey)}
+    if adapt == 'aid':
+        from ltkd_fastai.aid import aid_learner
+        rcfg = dict(data_cfg, kind='reference', arch=student, method='ce', seed=teacher_seed, epochs=epochs, lr=_lr(student), schedule=schedule)
+        akey = config_key(dict(tcfg, kind='aid', teacher=tkey, reference=config_key(rcfg), strength=float(aid_strength), aid_epochs=5, aid_lr=2e-3))
+        acp = out / 'teachers' / f'{teacher}_aid_{akey}.pth'
+        if akey in done_keys and acp.exists():
+            amodel = load_teacher(acp)
+            rows.append(done[done['key'] == akey].iloc[-1].to_dict())
+            say(f'teacher {teacher} + AID: loaded {acp}')
+        else:
+            say(f'teacher {teacher} + AID: a {student} trained with CE ({epochs} epochs) is the capacity reference; adapting the teacher to it (strength {aid_strength:g}, 5 epochs)')
+            t0 = time.time(), time.process_time()
+            _seed(teacher_seed, dls)
+            rlearn = teacher_learner(dls, student, metrics=[])
+            _fit(rlearn, epochs, _lr(student), schedule, cbs, verbose)
+            _seed(teacher_seed, dls)
+            alearn = aid_learner(tmodel, dls, rlearn.model.eval(), strength=aid_strength, metrics=[])
+            _fit(alearn, 5, 2e-3, 'one_cycle', cbs, verbose)     # `adapt_teacher`'s fit: 5 epochs of one-cycle Adam, lr 2e-3
+            amodel = alearn.model.eval()
+            save_teacher(amodel, acp, arch=teacher, class_counts=[int(c) for c in counts])
+            finish(dict(key=akey, kind='teacher', method='teacher+aid', seed=teacher_seed, student=teacher, epochs=5, lr=2e-3,
+                        **base, alpha=None, beta=None, T=None, n_groups=None, **evaluate_groups(amodel, dls.valid, eval_groups)), t0)
+        teachers['+aid'] = (amodel, akey)
     # -- the students
-    jobs = [(m, s) for m in methods for s in seeds]
+    jobs = [(m + suf, s) for m in methods for suf in teachers for s in seeds]
     pb = jobs if quiet else progress_bar(jobs)
     feats = {}
     for m, s in pb:
+        m, suf = (m[:-4], '+aid') if m.endswith('+aid') else (m, '')
+        tmodel, tkey = teachers[suf]
         kw = method_kwargs(m, alpha, beta, T, epochs)
         spec = get_method(m)
+        if suf and not spec.uses_teacher: continue    # no teacher, nothing to adapt
         hp = {**spec.defaults, **{k: v for k, v in kw.items() if k != 'warmup'}}
         scfg = dict(data_cfg, kind='student', arch=student, method=m, seed=s, epochs=epochs, lr=_lr(student), schedule=schedule,
                     teacher=tkey if spec.uses_teacher else None, hparams=hp, warmup=kw.get('warmup'),
@@ -420,17 +453,18 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                                 metrics=[], cache_teacher=cache and spec.uses_teacher, **kw)
         _fit(learn, epochs, _lr(student), schedule, cbs, verbose)
         acc = evaluate_groups(learn.model, dls.valid, eval_groups)
-        finish(dict(key=key, kind='student', method=m, seed=s, student=student, epochs=epochs, lr=_lr(student), **base,
+        finish(dict(key=key, kind='student', method=m + suf, seed=s, student=student, epochs=epochs, lr=_lr(student), **base,
                     alpha=hp.get('alpha'), beta=hp.get('beta'), T=hp.get('T'), n_groups=scfg['n_groups'], **acc), t0)
-        say(f"{row_label(m)} seed {s}: head {acc['head']:.2f}  medium {acc['medium']:.2f}  tail {acc['tail']:.2f}  all {acc['all']:.2f}  ({rows[-1]['time_s']:.0f} s)")
-        if tsne and figures and s == seeds[0] and m in ('kd', 'ltkd'):
+        say(f"{row_label(m + suf)} seed {s}: head {acc['head']:.2f}  medium {acc['medium']:.2f}  tail {acc['tail']:.2f}  all {acc['all']:.2f}  ({rows[-1]['time_s']:.0f} s)")
+        if tsne and figures and s == seeds[0] and m in ('kd', 'ltkd') and not suf:
             from ltkd_fastai.plots import model_features
             feats[m] = model_features(learn.model, dls.valid, max_n=2000)
+    tmodel, tkey = teachers['']
     runs = pd.DataFrame(rows)
     # -- the table
     title = (f'{dataset}-LT, imb={imb:g}, class order {class_order}: {teacher} -> {student}, {epochs} epochs, '
              f'seeds {", ".join(map(str, seeds))}; accuracy (%) on the balanced test set')
-    order = ['teacher'] + methods
+    order = ['teacher'] + (['teacher+aid'] if adapt else []) + [m + suf for m in methods for suf in teachers]
     atomic_write_text(out / f'{tag}.md', format_table(runs, 'markdown', order=order, title=title) + '\n')
     say('\n' + format_table(runs, 'text', order=order, title=title))
     if figures: _figures(out, tag, runs, order, counts, eval_groups, tmodel, dls, feats)
@@ -508,6 +542,9 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--tag', default='table', help='name of the table file and figure prefix in --out (default: table)')
     a('--no-figures', action='store_true', help='do not write figures')
     a('--tsne', action='store_true', help='also draw the t-SNE of the KD and LTKD students (first seed)')
+    a('--adapt', choices=['aid'], help='aid: also distil each method from the teacher adapted to a CE-trained student '
+      '(AID, ltkd_fastai.aid): rows "Teacher + AID", "KD + AID", ... next to the plain ones')
+    a('--aid-strength', type=float, default=1., help='strength of the AID adaptation (default 1)')
     a('--verbose', action='store_true', help="show fastai's progress table for every fit")
     a('--quiet', action='store_true', help='print nothing')
     return p
@@ -524,6 +561,7 @@ def main(argv:list|None=None, # the arguments (default: `sys.argv[1:]`)
               data_seed=args.data_seed, teacher_seed=args.teacher_seed, tag=args.tag, figures=not args.no_figures,
               tsne=args.tsne, verbose=args.verbose, quiet=args.quiet, threads=args.threads,
               data_kwargs=dict(**({'n_max': args.n_max} if args.n_max else {}), **({'augment': False} if args.no_augment else {})))
+    kw.update(adapt=args.adapt, aid_strength=args.aid_strength)
     try:
         _check_args(kw['dataset'], kw['methods'], kw['seeds'], kw['epochs'], kw['teacher_epochs'], kw['imb'],
                     kw['n_groups'], kw['class_order'], kw['bs'], kw['lr'], kw['schedule'])

@@ -177,3 +177,22 @@ def test_sgd_schedule_uses_the_teacher_modules_paper_fit(tmp_path):
     assert list(runs['lr']) == [0.02, 0.02] and runs['all'].notna().all()
     with pytest.raises(ValueError, match='only the sgd schedule has per-model defaults'):
         run_experiment(dataset='cifar10', schedule='one_cycle', out=tmp_path / 'c')   # fails before touching data
+
+
+def test_cli_adapt_aid_adds_rows_and_resumes(tmp_path):
+    "`--adapt aid`: a 'Teacher + AID' row, a '+ AID' row after each method that uses a teacher; a second run retrains nothing"
+    out = tmp_path / 'res'
+    args = ['--epochs', '1', '--teacher-epochs', '1', '--seeds', '0', '--methods', 'ce', 'kd', '--adapt', 'aid',
+            '--no-figures', '--out', str(out)]
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    head = next(i for i, l in enumerate(lines) if l.startswith('Method'))
+    assert [l.split('  ')[0].strip() for l in lines[head + 2:head + 7]] == ['Teacher', 'Teacher + AID', 'Student (CE)', 'KD', 'KD + AID']
+    runs = pd.read_csv(out / RUNS_CSV)
+    assert list(runs['method']) == ['teacher', 'teacher+aid', 'ce', 'kd', 'kd+aid'] and runs['key'].is_unique
+    assert len(list((out / 'teachers').glob('*.pth'))) == 2                    # the teacher and the adapted teacher
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'teacher cnn_small + AID: loaded' in r.stdout
+    assert len(pd.read_csv(out / RUNS_CSV)) == 5                               # nothing ran again
