@@ -6,9 +6,9 @@
 from __future__ import annotations
 import torch
 import torch.distributed as dist
-from fastcore.basics import patch
 from fastai.data.load import DataLoader
-from fastai.distributed import DistributedDL
+try: from fastai.distributed import DistributedDL
+except (ImportError, NameError): DistributedDL = None   # fastai's distributed module needs `accelerate` (`pip install accelerate`)
 
 # %% auto #0
 __all__ = ['rank_world', 'whole_dl']
@@ -24,16 +24,17 @@ def _broadcast_device()->torch.device:
     "Device of a tensor the default group's backend can broadcast: the current GPU for NCCL, else the CPU (gloo, MPI)"
     return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
 
-@patch
-def _broadcast(self:DistributedDL, t, rank):
+def _broadcast(self, t, rank):
     "Broadcast the index list `t` from `rank`, so every process holds rank `rank`'s list (a CPU tensor unless NCCL)"
     x = torch.tensor(list(t), dtype=torch.long, device=_broadcast_device())
     dist.broadcast(x, rank)
     return x.cpu().tolist()
 
+if DistributedDL is not None: DistributedDL._broadcast = _broadcast
+
 # %% ../nbs/04c_distributed.ipynb #42edea07
 def whole_dl(dl:DataLoader, # A `DataLoader`, possibly a process's `DistributedDL`
             )->DataLoader: # The loader over the whole dataset
     "The `DataLoader` over the whole dataset behind `dl`: the loader a `DistributedDL` wraps, else `dl` itself"
-    while isinstance(dl, DistributedDL): dl = dl.dl
+    while DistributedDL is not None and isinstance(dl, DistributedDL): dl = dl.dl
     return dl
