@@ -14,7 +14,7 @@ from torch import Tensor
 from fastcore.basics import ifnone
 from fastcore.foundation import L
 from fastcore.meta import delegates
-from fastai.torch_core import find_bs
+from fastai.torch_core import find_bs, trainable_params
 from fastai.data.load import DataLoader
 from fastai.data.transforms import get_c
 from fastai.callback.core import Callback
@@ -25,27 +25,46 @@ from fastai.metrics import accuracy
 from fastai.vision.augment import RandTransform
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # fit_one_cycle, the progress table, to_fp16
 from .losses import (kd_loss, dkd_loss, dist_loss, ltkd_loss, la_loss, group_probs, bkd_loss, dive_loss,
-                                balanced_softmax_loss, la_kd_loss, effective_number_weights)
+                                balanced_softmax_loss, la_kd_loss, effective_number_weights, fitnet_loss, reviewkd_loss, catkd_loss)
 from .longtail import class_groups, train_class_counts
 from .metrics import group_metrics
 from .models import get_model
-from .checkpoints import save_teacher, load_teacher, model_arch, align_classes
+from .checkpoints import save_teacher, load_teacher, model_arch, align_classes, ReorderOutputs
+from .distributed import whole_dl
+from .features import FeatureCapture, feature_layers, check_layers, match_by_size, ConvReg, ReviewFusion
 
 # %% auto #0
-__all__ = ['METHODS', 'DistillMethod', 'register_method', 'get_method', 'warmup_factor', 'method_config', 'GroupStats',
-           'random_augmentations', 'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of',
-           'resolve_groups', 'check_widths', 'distill_learner']
+__all__ = ['CONTEXT', 'METHODS', 'DistillMethod', 'register_method', 'distill_method', 'get_method', 'hint_layers',
+           'review_layers', 'last_layers', 'warmup_factor', 'method_config', 'GroupStats', 'random_augmentations',
+           'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of', 'resolve_groups', 'check_widths',
+           'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
-_INPUTS = ('t', 'target', 'groups', 'log_prior', 'class_counts')  # what the callback can pass a method's loss, after `s`
+# What the callback can give a method's loss, by parameter name (after the student logits `s`)
+CONTEXT = {
+    't': 'teacher logits (B, C), float32',
+    'target': 'labels (B,)',
+    'groups': 'class -> group id (C,)',
+    'log_prior': 'log training class prior (C,)',
+    'class_counts': 'training count per class (C,), float32',
+    'group_sums': "LTKD's teacher group statistics (G,), or None for the batch's own ('group_stats')",
+    'epoch': '0-based epoch (int)',
+    'pct_train': 'fraction of the fit done, in [0, 1)',
+    'fs': "student features at the method's layers (list of (B, C, H, W) maps)",
+    'ft': "teacher features at the matched layers (list, no gradient)",
+    'connector': "the method's trainable module (see `connector=`)",
+    'student': 'the student model',
+    'teacher': 'the teacher model',
+}
+_INPUTS = tuple(CONTEXT)
 _WEIGHTS = ('ce_weight', 'weight', 'warmup')       # hyperparameters the callback itself uses
 
 class DistillMethod:
-    "A distillation method: `loss(s, *inputs, **defaults)` with its CE weight, term weight and warm-up"
+    "A distillation method: a loss that names its inputs, its defaults, CE weight, term weight, warm-up and feature needs"
     def __init__(self,
                  key:str, # Registry key (lowercase)
-                 loss=None, # Loss function `loss(s, *inputs, **hparams)`; `None`: CE only
-                 inputs:tuple=('t',), # Names of the loss's positional inputs after `s`, from 't', 'target', 'groups', 'log_prior', 'class_counts'
+                 loss=None, # Loss `loss(s, <inputs by name>, **hparams)`; `None`: CE only
+                 inputs:tuple=None, # Names of the inputs it takes (keys of `CONTEXT`); default: read from its signature
                  defaults:dict=None, # Default hyperparameters of `loss`
                  ce_weight:float=1., # Weight of the learner's loss (CE) in the training loss
                  weight:float=1., # Weight of the method's loss
@@ -53,16 +72,34 @@ class DistillMethod:
                  parts:tuple=None, # Names of the terms `loss(..., return_parts=True)` returns; `None`: it has no `return_parts`
                  formula:str='', # The training loss, for the docs
                  source:str='', # Where the method and its defaults come from
+                 features=None, # `f(s_info, t_info) -> (student layer names, teacher layer names)` from `feature_layers` infos
+                 connector=None, # `f(s_shapes, t_shapes) -> nn.Module` trained with the student (never part of it)
+                 teacher_stage=None, # `f(teacher, dls, student) -> teacher`, run once before distillation (e.g. AID)
+                 pair_defaults:dict=None, # {(teacher arch, student arch): overrides} of the paper's per-pair settings
                 ):
-        self.key,self.loss,self.inputs,self.defaults = key,loss,tuple(inputs),dict(ifnone(defaults, {}))
+        self.key,self.loss,self.defaults = key,loss,dict(ifnone(defaults, {}))
+        self.inputs = tuple(inputs) if inputs is not None else self._read_inputs(loss)
         self.ce_weight,self.weight,self.warmup = float(ce_weight),float(weight),int(warmup)
         self.parts = None if parts is None else tuple(parts)
         self.formula,self.source = formula,source
+        self.features,self.connector,self.teacher_stage = features,connector,teacher_stage
+        self.pair_defaults = dict(ifnone(pair_defaults, {}))
+
+    @staticmethod
+    def _read_inputs(loss):
+        if loss is None: return ()
+        ps = list(inspect.signature(loss).parameters.values())[1:]
+        return tuple(p.name for p in ps if p.name in CONTEXT and p.kind != p.VAR_KEYWORD)
 
     @property
     def uses_teacher(self)->bool:
-        "Whether the method needs the teacher's logits"
-        return self.loss is not None and 't' in self.inputs
+        "Whether the method needs the teacher"
+        return self.loss is not None and bool({'t', 'ft', 'teacher'} & set(self.inputs))
+
+    @property
+    def uses_features(self)->bool:
+        "Whether the method needs features (captured by hooks)"
+        return bool({'fs', 'ft'} & set(self.inputs))
 
     @property
     def terms(self)->list:
@@ -71,11 +108,11 @@ class DistillMethod:
         return list(self.parts) if self.parts else [self.key]
 
     def hparam_names(self)->list:
-        "Keyword hyperparameters `loss` accepts (its keyword arguments, minus `return_parts`)"
+        "Keyword hyperparameters `loss` accepts (its arguments minus the student logits, the inputs and `return_parts`)"
         if self.loss is None: return []
-        ps = list(inspect.signature(self.loss).parameters.values())[1 + len(self.inputs):]
+        ps = list(inspect.signature(self.loss).parameters.values())[1:]
         if any(p.kind == p.VAR_KEYWORD for p in ps): return None  # anything goes
-        return [p.name for p in ps if p.name != 'return_parts' and p.kind != p.VAR_POSITIONAL]
+        return [p.name for p in ps if p.name not in self.inputs and p.name != 'return_parts' and p.kind != p.VAR_POSITIONAL]
 
     def __repr__(self):
         hp = ', '.join(f'{k}={v!r}' for k, v in self.defaults.items())
@@ -86,8 +123,8 @@ METHODS = {}  # key -> DistillMethod
 
 # %% ../nbs/05_distill.ipynb #e55ea432
 def register_method(key:str, # Lowercase name, e.g. 'my_kd'
-                    loss=None, # Loss function `loss(s, *inputs, **hparams)`; `None`: CE only
-                    inputs:tuple=('t',), # Names of its positional inputs after `s`: 't', 'target', 'groups', 'log_prior', 'class_counts'
+                    loss=None, # Loss `loss(s, <inputs by name>, **hparams)`; `None`: CE only
+                    inputs:tuple=None, # Inputs it takes, keys of `CONTEXT`; default: its parameters named like them
                     defaults:dict=None, # Default hyperparameters of `loss`
                     ce_weight:float=1., # Weight of the CE term
                     weight:float=1., # Weight of the method's term
@@ -96,6 +133,7 @@ def register_method(key:str, # Lowercase name, e.g. 'my_kd'
                     formula:str='', # The training loss, for the docs
                     source:str='', # Reference
                     replace:bool=False, # Allow replacing an existing method
+                    **kwargs, # `features=`, `connector=`, `teacher_stage=`, `pair_defaults=` of `DistillMethod`
                    )->DistillMethod:
     "Add a distillation method to `METHODS` so `distill_learner(..., method=key)` can use it"
     if not isinstance(key, str) or not key or key != key.lower() or not key.replace('_', '').isalnum():
@@ -103,16 +141,29 @@ def register_method(key:str, # Lowercase name, e.g. 'my_kd'
     if key in METHODS and not replace:
         raise ValueError(f"method {key!r} is already registered; pass replace=True to redefine it")
     if loss is not None and not callable(loss): raise ValueError(f"`loss` must be callable, got {type(loss).__name__}")
-    bad = [i for i in inputs if i not in _INPUTS]
+    bad = [i for i in (inputs or ()) if i not in _INPUTS]
     if bad: raise ValueError(f"unknown loss inputs {bad}; choose from {list(_INPUTS)}")
-    m = DistillMethod(key, loss, inputs, defaults, ce_weight, weight, warmup, parts, formula, source)
+    m = DistillMethod(key, loss, inputs, defaults, ce_weight, weight, warmup, parts, formula, source, **kwargs)
     names = m.hparam_names()
     if names is not None:
         unknown = [k for k in m.defaults if k not in names]
         if unknown: raise ValueError(f"defaults {unknown} are not keyword arguments of {getattr(loss, '__name__', loss)}; it takes {names}")
     if m.ce_weight == 0 and m.loss is None: raise ValueError("a method with no loss needs ce_weight > 0")
+    if m.uses_features and m.features is None:
+        raise ValueError(f"method {key!r} takes features ('fs'/'ft') but names no layers: pass features=")
+    if 'connector' in m.inputs and m.connector is None:
+        raise ValueError(f"method {key!r} takes a 'connector' but declares none: pass connector=")
     METHODS[key] = m
     return m
+
+def distill_method(key:str, # Lowercase name
+                   **kwargs, # Everything else `register_method` takes
+                  ):
+    "Decorator form of `register_method`: `@distill_method('my_kd', ce_weight=0.1, weight=0.9)` over the loss"
+    def _reg(loss):
+        register_method(key, loss, **kwargs)
+        return loss
+    return _reg
 
 def get_method(key:str)->DistillMethod: # A key of `METHODS`
     "The registered method `key`; an unknown key raises a `ValueError` listing the valid ones"
@@ -123,27 +174,16 @@ def get_method(key:str)->DistillMethod: # A key of `METHODS`
 
 # %% ../nbs/05_distill.ipynb #5447151b
 _T4 = dict(T=4.)
-register_method('ce', None, (), ce_weight=1., formula='CE', source='student baseline, no teacher')
-register_method('kd', kd_loss, ('t',), _T4, ce_weight=0.1, weight=0.9,
+register_method('ce', None, ce_weight=1., formula='CE', source='student baseline, no teacher')
+register_method('kd', kd_loss, defaults=_T4, ce_weight=0.1, weight=0.9,
                 formula='0.1*CE + 0.9*KD', source='Hinton et al. 2015; mdistiller CIFAR recipe')
-register_method('dkd', dkd_loss, ('t', 'target'), dict(alpha=1., beta=8., T=4.), ce_weight=1., weight=1., warmup=20,
+register_method('dkd', dkd_loss, defaults=dict(alpha=1., beta=8., T=4.), ce_weight=1., weight=1., warmup=20,
                 parts=('tckd', 'nckd'), formula='CE + min((epoch+1)/20, 1)*(alpha*TCKD + beta*NCKD)',
                 source='Zhao et al. 2022, mdistiller')
-register_method('dist', dist_loss, ('t',), dict(beta=1., gamma=1., T=4.), ce_weight=1., weight=2.,
+register_method('dist', dist_loss, defaults=dict(beta=1., gamma=1., T=4.), ce_weight=1., weight=2.,
                 parts=('inter', 'intra'), formula='CE + 2*(beta*inter + gamma*intra)', source='Huang et al. 2022, mdistiller')
-_ltkd = dict(loss=ltkd_loss, inputs=('t', 'groups'), ce_weight=1., weight=1., parts=('cross', 'within'))
-register_method('ltkd', defaults=dict(alpha=6., beta=6., T=4.), formula='CE + alpha*cross + beta*within',
-                source='LTKD, CVPR 2026 (arXiv 2506.18496)', **_ltkd)
-register_method('ltkd_biased', defaults=dict(alpha=6., beta=6., T=4., rebalance=False),
-                formula='ltkd without rebalancing the teacher group probabilities', source='LTKD ablation', **_ltkd)
-register_method('ltkd_cross', defaults=dict(alpha=6., beta=0., T=4.), formula='CE + alpha*cross (rebalanced)',
-                source='LTKD ablation (Tables VI, VII)', **_ltkd)
-register_method('ltkd_within', defaults=dict(alpha=0., beta=6., T=4.), formula='CE + beta*within (uniform weights)',
-                source='LTKD ablation (Table VII)', **_ltkd)
-register_method('ltkd_biased_cross', defaults=dict(alpha=6., beta=0., T=4., rebalance=False),
-                formula='CE + alpha*cross (not rebalanced)', source='LTKD ablation (Table VI)', **_ltkd)
-register_method('ltkd_teacher_within', defaults=dict(alpha=6., beta=6., T=4., within='teacher'),
-                formula='ltkd with P_T,G-weighted within-group terms', source='LTKD ablation', **_ltkd)
+register_method('ltkd', ltkd_loss, defaults=dict(alpha=6., beta=6., T=4.), ce_weight=1., weight=1., parts=('cross', 'within'),
+                formula='CE + alpha*cross + beta*within', source='LTKD, CVPR 2026 (arXiv 2506.18496)')
 # Long-tailed distillation baselines: the CE part is their own (balanced or logit-adjusted), so `ce_weight=0`
 _bkd_w = {}
 def _bkd(s, t, class_counts, T=2., beta=0.9999, return_parts=False):
@@ -159,21 +199,72 @@ def _dive(s, t, target, log_prior, T=3., power=0.5, a=0.5, return_parts=False):
     loss = (1 - a) * bsce + a * kd
     return (loss, {'bsce': (1 - a) * bsce.detach(), 'dive': a * kd.detach()}) if return_parts else loss
 
-def _la_kd(s, t, target, log_prior, tau=1., T=4., alpha=0.9, return_parts=False):
-    "LA-KD: the adjusted logits `s + tau*log_prior` learn the labels and the teacher, `(1 - alpha) * LA-CE + alpha * KD`"
+def _la_kd(s, t, target, log_prior, tau=1., T=4., kd_weight=0.9, return_parts=False):
+    "LA-KD: the adjusted logits `s + tau*log_prior` learn the labels and the teacher, `(1 - kd_weight) * LA-CE + kd_weight * KD`"
     ce, kd = la_loss(s, target, log_prior, tau), la_kd_loss(s, t, log_prior, tau, T)
-    loss = (1 - alpha) * ce + alpha * kd
-    return (loss, {'la_ce': (1 - alpha) * ce.detach(), 'la_kd': alpha * kd.detach()}) if return_parts else loss
+    loss = (1 - kd_weight) * ce + kd_weight * kd
+    return (loss, {'la_ce': (1 - kd_weight) * ce.detach(), 'la_kd': kd_weight * kd.detach()}) if return_parts else loss
 
-register_method('bkd', _bkd, ('t', 'class_counts'), dict(T=2., beta=0.9999), ce_weight=1., weight=1., parts=('bkd',),
+register_method('bkd', _bkd, defaults=dict(T=2., beta=0.9999), ce_weight=1., weight=1., parts=('bkd',),
                 formula='CE + T^2*KL(norm(w*p_T) || p_S), w = effective-number weights', source='Zhang et al. 2021 (Balanced KD)')
-register_method('dive', _dive, ('t', 'target', 'log_prior'), dict(T=3., power=0.5, a=0.5), ce_weight=0., weight=1.,
+register_method('dive', _dive, defaults=dict(T=3., power=0.5, a=0.5), ce_weight=0., weight=1.,
                 parts=('bsce', 'dive'), formula='(1-a)*BSCE + a*T^2*KL(norm(p_T^power) || p_S)', source='He et al. 2021 (DiVE)')
-register_method('la_kd', _la_kd, ('t', 'target', 'log_prior'), dict(tau=1., T=4., alpha=0.9), ce_weight=0., weight=1.,
+register_method('la_kd', _la_kd, defaults=dict(tau=1., T=4., kd_weight=0.9), ce_weight=0., weight=1.,
                 parts=('la_ce', 'la_kd'), formula='0.1*CE(s + tau*log pi) + 0.9*T^2*KL(p_T || softmax((s + tau*log pi)/T))',
                 source='logit-adjusted KD (Menon et al. 2021 + Hinton et al. 2015)')
-register_method('la', la_loss, ('target', 'log_prior'), dict(tau=1.), ce_weight=0., weight=1.,
+register_method('la', la_loss, defaults=dict(tau=1.), ce_weight=0., weight=1.,
                 formula='CE(s + tau*log(prior), y)', source='Menon et al. 2021 (logit adjustment)')
+
+# %% ../nbs/05_distill.ipynb #1170bef3
+def hint_layers(s_info:dict, # `feature_layers` of the student
+                t_info:dict, # `feature_layers` of the teacher
+               )->tuple:
+    "FitNet's hint: the student's middle stage (mdistiller's `HINT_LAYER=2` on the CIFAR zoo) and the teacher's stage of that size"
+    s = s_info['stages'][len(s_info['stages']) // 2]
+    same = [n for n in t_info['stages'] if t_info['shapes'][n][1:] == s_info['shapes'][s][1:]]
+    return [s], [same[-1] if same else t_info['stages'][len(t_info['stages']) // 2]]
+
+def review_layers(s_info:dict, # `feature_layers` of the student
+                  t_info:dict, # `feature_layers` of the teacher
+                 )->tuple:
+    "ReviewKD's levels: the student stages that have a teacher stage of the same size, then both pooled features"
+    s_st = [n for n in s_info['stages'] if any(t_info['shapes'][m][1:] == s_info['shapes'][n][1:] for m in t_info['stages'])]
+    if not s_st or s_info['pooled'] is None or t_info['pooled'] is None:
+        raise ValueError("ReviewKD needs student and teacher stages of common spatial sizes and a `global_pool` module in both "
+                         f"(student stages {s_info['stages']}, teacher stages {t_info['stages']}): name them with student_layers=/teacher_layers=")
+    t_st = [t_info['stages'][i] for i in match_by_size([s_info['shapes'][n] for n in s_st], [t_info['shapes'][n] for n in t_info['stages']])]
+    return s_st + [s_info['pooled']], t_st + [t_info['pooled']]
+
+def last_layers(s_info:dict, # `feature_layers` of the student
+                t_info:dict, # `feature_layers` of the teacher
+               )->tuple:
+    "The last feature maps (the input of global pooling), for class activation maps"
+    return [s_info['last']], [t_info['last']]
+
+def _classifier_weight(model):
+    "The final linear layer's weight (K, D) in output order (a `ReorderOutputs` wrapper permutes its rows)"
+    perm = None
+    if isinstance(model, ReorderOutputs): model, perm = model.model, model.perm
+    clf = model.get_classifier() if hasattr(model, 'get_classifier') else [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return clf.weight if perm is None else clf.weight[perm]
+
+def _fitnet(s, fs, ft, connector): return fitnet_loss(connector(fs[0]), ft[0])
+def _reviewkd(s, fs, ft, connector): return reviewkd_loss(connector(fs), ft)
+def _catkd(s, fs, ft, student, teacher, resolution=2, normalize=False):
+    cam = lambda f, w: torch.einsum('bdhw,kd->bkhw', f, w.float())
+    with torch.no_grad(): cam_t = cam(ft[0], _classifier_weight(teacher))
+    return catkd_loss(cam(fs[0], _classifier_weight(student)), cam_t, resolution, normalize)
+
+register_method('fitnet', _fitnet, ce_weight=1., weight=100., features=hint_layers,
+                connector=lambda s, t: ConvReg(s[0], t[0]), formula='CE + 100*MSE(regressor(f_S hint), f_T hint)',
+                source='Romero et al. 2015 (FitNets); mdistiller CIFAR recipe')
+register_method('reviewkd', _reviewkd, ce_weight=1., weight=1., warmup=20, features=review_layers,
+                connector=lambda s, t: ReviewFusion(s, t), pair_defaults={('resnet32x4', 'resnet8x4'): dict(weight=5.)},
+                formula='CE + min((epoch+1)/20, 1)*HCL(ABF fusion of student levels, teacher levels)',
+                source='Chen et al. 2021 (ReviewKD); mdistiller (weight 5 for resnet32x4 -> resnet8x4)')
+register_method('catkd', _catkd, defaults=dict(resolution=2, normalize=False), ce_weight=1., weight=15., features=last_layers,
+                formula='CE + 15*MSE(pool_2x2(CAM_S), pool_2x2(CAM_T))',
+                source='Guo et al. 2023 (CAT-KD); weight 15 (our default for every pair)')
 
 # %% ../nbs/05_distill.ipynb #029c26ad
 def warmup_factor(epoch:int, # 0-based epoch of the fit
@@ -248,6 +339,11 @@ def _plain(x):
     "`x` as a plain `Tensor` (fastai's tensor subclasses dispatch every op through Python)"
     return x.as_subclass(Tensor) if isinstance(x, Tensor) and type(x) is not Tensor else x
 
+def _bare(model):
+    "The model inside a `DataParallel`/`DistributedDataParallel` wrapper or a `ReorderOutputs` teacher"
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel, ReorderOutputs)): model = model.module if hasattr(model, 'module') else model.model
+    return model
+
 def _freeze(model):
     model.requires_grad_(False)
     return model.eval()
@@ -293,7 +389,7 @@ class _IdxRecorder:
 class DistillCallback(Callback):
     "Train on `ce_weight*CE + weight*distillation` against a frozen `teacher`; validation keeps the plain loss"
     order,run_valid = 20,False  # after MixUp-style callbacks and MixedPrecision (10), before Recorder (50)
-    _stateattrs = ('teacher', '_table', '_table_y', '_t', '_groups_dev', '_log_prior_dev', '_counts_dev', '_idx_rec', '_cache_dl', '_parts', '_teacher_flags')
+    _stateattrs = ('teacher', 'connector', '_caps', '_table', '_table_y', '_t', '_groups_dev', '_log_prior_dev', '_counts_dev', '_idx_rec', '_cache_dl', '_parts', '_teacher_flags')
 
     def __init__(self,
                  teacher:nn.Module=None, # Frozen teacher (not needed by 'ce' and 'la')
@@ -304,6 +400,8 @@ class DistillCallback(Callback):
                  channels_last:bool=False, # Put student, teacher and inputs in channels-last memory format
                  group_stats:str='batch', # LTKD's teacher group statistics: 'batch' (the paper), 'ema' or 'dataset'
                  group_momentum:float=0.99, # Momentum of `group_stats='ema'`
+                 features:tuple=None, # (student layer names, teacher layer names) for methods that take features
+                 connector:nn.Module=None, # The method's trainable module (trained with the student, never part of it)
                  **kwargs, # Overrides of the method's defaults (`T`, `alpha`, ..., `ce_weight`, `weight`, `warmup`)
                 ):
         self.spec = get_method(method)
@@ -315,12 +413,19 @@ class DistillCallback(Callback):
             raise ValueError(f"`teacher` must be an nn.Module, got {type(teacher).__name__} (distill_learner also takes names and paths)")
         if 'groups' in ins and groups is None: raise ValueError(f"method {method!r} needs `groups` (class -> group id)")
         if {'log_prior', 'class_counts'} & set(ins) and class_counts is None: raise ValueError(f"method {method!r} needs `class_counts`")
+        if self.spec.uses_features:
+            if features is None or len(features) != 2: raise ValueError(f"method {method!r} needs `features=(student layers, teacher layers)`")
+            if cache_teacher: raise ValueError(f"cache_teacher=True cannot be used with {method!r}: it distils the teacher's features, "
+                                               "which the cache does not hold")
+        if 'connector' in ins and not isinstance(connector, nn.Module): raise ValueError(f"method {method!r} needs its `connector` module")
+        self.features = None if features is None else (list(features[0]), list(features[1]))
+        self.connector = connector
         self.teacher = teacher
         self.groups = None if groups is None else torch.as_tensor(groups, dtype=torch.long)
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
         self.cache_teacher,self.channels_last = cache_teacher,channels_last
         self.group_stats = GroupStats(group_stats, group_momentum)
-        self._rebalances = self.spec.loss is not None and 'group_sums' in inspect.signature(self.spec.loss).parameters
+        self._rebalances = 'group_sums' in self.spec.inputs
         if group_stats != 'batch' and not self._rebalances:
             raise ValueError(f"group_stats={group_stats!r} applies to methods whose loss takes `group_sums` (LTKD's), not {method!r}")
         self.old_lf,self._active,self._pending,self._log_mets,self.term_weight = None,False,False,L(),self.weight
@@ -329,7 +434,8 @@ class DistillCallback(Callback):
     def _init_state(self):
         self._table = self._table_y = self._table_key = self._t = self._idx_rec = self._cache_dl = None
         self._groups_dev = self._log_prior_dev = self._counts_dev = None
-        self._parts,self._teacher_flags = {},None
+        self._parts,self._teacher_flags,self._caps = {},None,None
+        if not hasattr(self, 'connector'): self.connector = None
         self._sums,self._count = {},0
         if not hasattr(self, 'teacher'): self.teacher = None
 
@@ -373,12 +479,17 @@ class DistillCallback(Callback):
             self._log_prior_dev = (cnt / cnt.sum()).log().to(dev)
         if self.cache_teacher and uses_t: self._start_cache()
         if uses_t and self._rebalances: self._start_group_stats()
+        if uses_t and self.features is not None:  # hooks only for the fit, removed on every way out (`_end_fit`)
+            self._caps = (FeatureCapture(_bare(self.learn.model), self.features[0]),
+                          FeatureCapture(_bare(self.teacher), self.features[1], detach=True))
+            for c in self._caps: c.active = False
+        if self.connector is not None: self.connector.to(dev)
         if self.spec.uses_teacher and not uses_t: return  # inert: no term columns either
         self._log_mets = L(ValueMetric(partial(self._term_avg, n), n) for n in self.log_names)
         self.learn.metrics = L(self.learn.metrics) + self._log_mets
 
     def _start_group_stats(self):
-        gs, dl, T = self.group_stats, self.dls.train, self.hparams.get('T', 4.)
+        gs, dl, T = self.group_stats, whole_dl(self.dls.train), self.hparams.get('T', 4.)
         gs.reset()
         G = int(self._groups_dev.max()) + 1
         if gs.kind == 'batch' and self.hparams.get('rebalance', True) and (getattr(dl, 'bs', None) or G * 4) < 4 * G:
@@ -397,6 +508,9 @@ class DistillCallback(Callback):
         self._active = True
         if self.teacher is not None: self.teacher.eval()
         self.term_weight = self.weight * warmup_factor(self.epoch, self.warmup)
+        if self._caps is not None:
+            for c in self._caps: c.active = True
+        if self.connector is not None: self.connector.train()
         self._sums,self._count = {},0
 
     def _restore(self):
@@ -404,7 +518,11 @@ class DistillCallback(Callback):
         if self.old_lf is not None and self.learn.loss_func == self.lf: self.learn.loss_func = self.old_lf
         self._active = self._pending = False
 
-    def after_train(self): self._restore()
+    def after_train(self):
+        self._restore()
+        if self._caps is not None:
+            for c in self._caps: c.active = False; c.clear()
+        if self.connector is not None: self.connector.eval()
     def after_cancel_train(self): self._restore()
     def after_cancel_fit(self): self._end_fit()
     def after_fit(self): self._end_fit()
@@ -420,7 +538,9 @@ class DistillCallback(Callback):
             self.learn.metrics = L(m for m in self.learn.metrics if not any(m is o for o in self._log_mets))
             self._log_mets = L()
         self._stop_cache()
-        self._t = None
+        if self._caps is not None:
+            for c in self._caps: c.remove()
+        self._caps,self._t = None,None
 
     # ---- batches
     def before_batch(self):
@@ -455,19 +575,26 @@ class DistillCallback(Callback):
                 parts['ce'] = loss.detach()
             if self.spec.loss is not None:
                 w = self.term_weight
-                ctx = dict(t=None if self._t is None else _plain(self._t).float(), target=_plain(yb[0]) if yb else None,
-                           groups=self._groups_dev, log_prior=self._log_prior_dev, class_counts=self._counts_dev)
-                args = [ctx[i] for i in self.spec.inputs]
-                hp = self.hparams if self.group_stats.kind == 'batch' else {**self.hparams, 'group_sums': self.group_stats.sums}
+                ctx = {k: self._input(k, yb) for k in self.spec.inputs}
                 if self.spec.parts:
-                    term, ps = self.spec.loss(s, *args, **hp, return_parts=True)
+                    term, ps = self.spec.loss(s, **ctx, **self.hparams, return_parts=True)
                     parts.update({k: w * v.detach() for k, v in ps.items()})
                 else:
-                    term = self.spec.loss(s, *args, **hp)
+                    term = self.spec.loss(s, **ctx, **self.hparams)
                     parts[self.spec.key] = w * term.detach()
                 loss = w * term if loss is None else loss + w * term
         self._parts = parts
         return loss
+
+    def _input(self, name, yb):
+        "What the method's loss named, from the fit's state (see `CONTEXT`)"
+        if name == 't': return None if self._t is None else _plain(self._t).float()
+        if name == 'target': return _plain(yb[0]) if yb else None
+        if name in ('fs', 'ft'): return [_plain(f).float() for f in self._caps[name == 'ft'].feats]
+        if name == 'group_sums': return None if self.group_stats.kind == 'batch' else self.group_stats.sums
+        if name == 'pct_train': return float(self.learn.pct_train)
+        return dict(groups=self._groups_dev, log_prior=self._log_prior_dev, class_counts=self._counts_dev, epoch=self.epoch,
+                    connector=self.connector, student=_bare(self.learn.model), teacher=self.teacher)[name]
 
     def after_loss(self):
         if not self._active: return
@@ -483,9 +610,10 @@ class DistillCallback(Callback):
     # ---- teacher-logit cache
     def _start_cache(self):
         dl = self.dls.train
-        key = (id(dl.dataset), dl.n, self.channels_last)
+        full = whole_dl(dl)  # under DDP each process caches the whole training set once, then reads its own batches
+        key = (id(full.dataset), full.n, self.channels_last)
         if self._table is None or self._table_key != key:
-            self._table, self._table_y = teacher_logits(self.teacher, dl, channels_last=self.channels_last)
+            self._table, self._table_y = teacher_logits(self.teacher, full, channels_last=self.channels_last)
             self._table_key = key
         self._idx_rec = _IdxRecorder(dl.get_idxs)
         self._cache_dl = dl
@@ -500,7 +628,7 @@ class DistillCallback(Callback):
 # %% ../nbs/05_distill.ipynb #69516299
 def check_cacheable(learn:Learner): # A `Learner` whose training teacher logits would be cached
     "Raise a `ValueError` saying why the teacher's logits of `learn.dls.train` cannot be cached, if they cannot"
-    dl = learn.dls.train
+    dl = whole_dl(learn.dls.train)
     if not isinstance(dl, DataLoader):
         raise ValueError("cache_teacher=True needs fastai DataLoaders (it reads the item indices of each batch); "
                          f"got {type(dl).__name__}")
@@ -644,6 +772,65 @@ def check_widths(dls, # The `DataLoaders` the models will see
             raise ValueError(f"the {role} outputs shape {tuple(out.shape)} but the data has {n_out} classes: "
                              f"build it with n_out={n_out}")
 
+def _no_hook(*args, **kwargs): return None  # what a connector hook becomes when the student is pickled or copied
+
+class _ConnectorSave:
+    "State-dict hook on the student: `learn.save` writes the connector's weights under `distill_connector.`"
+    def __init__(self, cb): self.cb = cb
+    def __call__(self, module, sd, prefix, local_metadata):
+        c = self.cb.connector
+        if c is not None and not prefix:  # the student's own state_dict, not a parent's
+            for k, v in c.state_dict().items(): sd[f'{_CONN}{k}'] = v
+    def __reduce__(self): return (_copy_no_hook, ())
+
+class _ConnectorLoad:
+    "Load-state-dict hook on the student: `learn.load` gives the connector its weights back"
+    def __init__(self, cb): self.cb = cb
+    def __call__(self, module, sd, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        if prefix: return
+        keys = [k for k in sd if k.startswith(_CONN)]
+        if not keys:
+            warnings.warn("the loaded weights hold no distillation connector: the connector keeps its current weights"); return
+        c = self.cb.connector
+        if c is None: return  # left in `sd`: strict loading reports them as unexpected keys
+        c.load_state_dict({k[len(_CONN):]: sd.pop(k) for k in keys})
+    def __reduce__(self): return (_copy_no_hook, ())
+
+def _copy_no_hook(): return _no_hook
+_CONN = 'distill_connector.'
+
+class _DistillSplitter:
+    "A learner's splitter plus the connector's parameters in the last group, so fastai's optimizer trains them"
+    def __init__(self, base, cb): self.base,self.cb = base,cb
+    def __call__(self, model):
+        groups = list(self.base(model))
+        extra = [] if self.cb.connector is None else list(self.cb.connector.parameters())
+        if not extra: return groups
+        if groups and isinstance(groups[0], (list, tuple, L)): return groups[:-1] + [list(groups[-1]) + extra]
+        return groups + extra
+
+def _feature_setup(spec, student, teacher, xb, student_layers=None, teacher_layers=None):
+    "(student layer names, teacher layer names, connector) from one dry-run batch"
+    bare_t = _bare(teacher)
+    def on(m): return [x.to(_device(m, torch.device('cpu'))) for x in xb]
+    s_info, t_info = feature_layers(student, on(student)), feature_layers(bare_t, on(bare_t))
+    s_names, t_names = spec.features(s_info, t_info)
+    if student_layers is not None: s_names = check_layers(student, student_layers, 'student')
+    if teacher_layers is not None: t_names = check_layers(bare_t, teacher_layers, 'teacher')
+    shapes = []
+    for m, names in ((student, s_names), (bare_t, t_names)):
+        was = m.training; m.eval()
+        try:
+            with FeatureCapture(m, names) as cap, torch.no_grad(): m(*on(m)); shapes.append([tuple(f.shape[1:]) for f in cap.feats])
+        finally: m.train(was)
+    if len(s_names) != len(t_names):
+        raise ValueError(f"method {spec.key!r} pairs student and teacher features: got {len(s_names)} student layers {s_names} "
+                         f"and {len(t_names)} teacher layers {t_names}")
+    conn = None
+    if spec.connector is not None:
+        conn = spec.connector(*shapes).to(_device(student, torch.device('cpu')))
+    return s_names, t_names, conn
+
 # %% ../nbs/05_distill.ipynb #25ecffa4
 _LEARNER_ARGS = set(inspect.signature(Learner.__init__).parameters) - {'self', 'dls', 'model', 'metrics'}
 
@@ -662,6 +849,8 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                     teacher_weights=None, # Weights file for a teacher given as a name or module (any file `load_teacher` reads)
                     group_stats:str='batch', # LTKD's teacher group statistics: 'batch' (the paper), 'ema' or 'dataset'
                     group_momentum:float=0.99, # Momentum of `group_stats='ema'`
+                    student_layers=None, # Student layer names for feature methods (default: chosen by the method, by spatial size)
+                    teacher_layers=None, # Teacher layer names for feature methods (default: matched to the student's)
                     reorder_classes:bool=False, # Permute the teacher's outputs to the data's class order when it has the same classes in another order
                     **kwargs, # The method's hyperparameters (`T`, `alpha`, `ce_weight`, ...) and `Learner` arguments
                    )->Learner:
@@ -683,11 +872,26 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
     if isinstance(student, (str, Path)): student = _build(student, n_out, in_chans)
     if not isinstance(student, nn.Module): raise ValueError(f"`student` must be an nn.Module or a model name, got {type(student).__name__}")
     if teacher is not None and teacher is student: raise ValueError("teacher and student are the same module")
+    if spec.teacher_stage is not None and teacher is not None: teacher = spec.teacher_stage(teacher, dls, student)
     check_widths(dls, n_out, xb, student=student, teacher=teacher)
+    t_arch = model_arch(_bare(teacher)) if teacher is not None else None
+    kwargs = {**spec.pair_defaults.get((t_arch, arch), {}), **kwargs}  # the paper's per-pair settings, user's first
+    feats, conn = None, None
+    if spec.uses_features:
+        if xb is None: raise ValueError(f"method {method!r} needs a batch of dls to find the features' shapes")
+        s_names, t_names, conn = _feature_setup(spec, student, teacher, xb, student_layers, teacher_layers)
+        feats = (s_names, t_names)
+    elif student_layers is not None or teacher_layers is not None:
+        raise ValueError(f"student_layers/teacher_layers are for methods that take features, not {method!r}")
     cb = DistillCallback(teacher, method, groups=groups, class_counts=counts, cache_teacher=cache_teacher,
-                         channels_last=channels_last, group_stats=group_stats, group_momentum=group_momentum, **kwargs)
+                         channels_last=channels_last, group_stats=group_stats, group_momentum=group_momentum,
+                         features=feats, connector=conn, **kwargs)
     metrics = L(accuracy) + L(group_metrics(groups)) if metrics is None else metrics
     cbs = L(lkw.pop('cbs', None)) + L(cb)
+    if conn is not None:  # trained by the learner's optimizer and saved by `learn.save`, but never a part of `learn.model`
+        lkw['splitter'] = _DistillSplitter(lkw.get('splitter', trainable_params), cb)
+        student.register_state_dict_post_hook(_ConnectorSave(cb))
+        student.register_load_state_dict_pre_hook(_ConnectorLoad(cb))
     learn = Learner(dls, student, loss_func=lkw.pop('loss_func', None) or CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **lkw)
     if cache_teacher and spec.uses_teacher: check_cacheable(learn)
     learn.distill_config, learn.groups, learn.class_counts, learn.arch = cb.config, groups, counts, arch

@@ -13,9 +13,9 @@ from fastai.callback.core import Callback, CancelValidException
 import fastai.callback.progress, fastai.callback.schedule  # noqa: F401  (patch `Learner.no_bar`, `fit_one_cycle`)
 
 # %% auto #0
-__all__ = ['RUNS_CSV', 'ROW_LABELS', 'GROUP_COLS', 'PRESETS', 'DEFAULT_METHODS', 'SCHEDULES', 'atomic_write', 'atomic_write_text',
-           'atomic_torch_save', 'config_key', 'load_runs', 'save_run', 'row_label', 'summarize', 'format_table',
-           'build_dls', 'evaluate_groups', 'method_kwargs', 'run_experiment']
+__all__ = ['RUNS_CSV', 'ROW_LABELS', 'GROUP_COLS', 'VARIANTS', 'PRESETS', 'DEFAULT_METHODS', 'SCHEDULES', 'atomic_write',
+           'atomic_write_text', 'atomic_torch_save', 'config_key', 'load_runs', 'save_run', 'resolve_method',
+           'row_label', 'summarize', 'format_table', 'build_dls', 'evaluate_groups', 'method_kwargs', 'run_experiment']
 
 # %% ../nbs/07_experiment.ipynb #91ef5a02
 def atomic_write(path, # destination file
@@ -101,6 +101,19 @@ ROW_LABELS = {'teacher': 'Teacher', 'ce': 'Student (CE)', 'kd': 'KD', 'dkd': 'DK
               'ltkd_cross': 'LTKD (cross-group only)', 'ltkd_within': 'LTKD (within-group only)',
               'ltkd_teacher_within': 'LTKD (teacher-weighted within)', 'bkd': 'BKD', 'dive': 'DiVE', 'la_kd': 'LA-KD'}
 GROUP_COLS = ['head', 'medium', 'tail', 'all']
+
+# LTKD's ablations (paper Tables VI, VII) are rows of the runner, not methods: a row key -> (method, its overrides)
+VARIANTS = {'ltkd_biased': ('ltkd', dict(rebalance=False)), 'ltkd_cross': ('ltkd', dict(beta=0.)),
+            'ltkd_within': ('ltkd', dict(alpha=0.)), 'ltkd_biased_cross': ('ltkd', dict(beta=0., rebalance=False)),
+            'ltkd_teacher_within': ('ltkd', dict(within='teacher'))}
+
+def resolve_method(key:str)->tuple: # A method key of `METHODS` or a row of `VARIANTS`
+    "`(method, overrides)` of a runner row: a variant's base method and hyperparameters, or the method itself"
+    from ltkd_fastai.distill import METHODS
+    if key in VARIANTS: return VARIANTS[key][0], dict(VARIANTS[key][1])
+    if key not in METHODS:
+        raise ValueError(f"unknown method {key!r}; valid: {', '.join(repr(k) for k in list(METHODS) + list(VARIANTS))}")
+    return key, {}
 
 def row_label(method:str, # a method key ('teacher' for the teacher row)
              ) -> str:
@@ -262,21 +275,20 @@ def _fit(learn, epochs, lr, schedule, cbs=None, verbose=False):
         else: learn.fit_one_cycle(epochs, lr, cbs=cbs)
     return learn
 
-def method_kwargs(method:str, # a key of `METHODS`
-                  alpha:float|None=None, # LTKD cross-group weight (LTKD and its ablations)
-                  beta:float|None=None, # LTKD within-group weight (LTKD and its ablations)
+def method_kwargs(method:str, # a key of `METHODS` or a row of `VARIANTS`
+                  alpha:float|None=None, # LTKD's cross-group weight (LTKD and its variants)
+                  beta:float|None=None, # LTKD's within-group weight (LTKD and its variants)
                   T:float|None=None, # temperature (methods that use the teacher)
                   epochs:int|None=None, # student epochs: scales DKD-style warm-up (defined for 240 epochs)
                  ) -> dict:
     "The hyperparameters the runner passes `distill_learner` for `method` (only those that apply to it)."
     from ltkd_fastai.distill import get_method
-    m = get_method(method)
-    kw = {}
+    base, kw = resolve_method(method)
+    m = get_method(base)
     names = m.hparam_names() or []
-    if method.startswith('ltkd'):
-        # ablations that switch a term off (default 0) keep it off
-        if alpha is not None and m.defaults.get('alpha', 1) != 0: kw['alpha'] = float(alpha)
-        if beta is not None and m.defaults.get('beta', 1) != 0: kw['beta'] = float(beta)
+    if base == 'ltkd':  # `--alpha`/`--beta` are LTKD's weights; a variant that switches a term off keeps it off
+        if alpha is not None and kw.get('alpha', 1) != 0: kw['alpha'] = float(alpha)
+        if beta is not None and kw.get('beta', 1) != 0: kw['beta'] = float(beta)
     if T is not None and m.uses_teacher and 'T' in names: kw['T'] = float(T)
     if m.warmup and epochs is not None and epochs < 240: kw['warmup'] = max(1, round(m.warmup * epochs / 240))
     return kw
@@ -295,7 +307,7 @@ def _check_args(dataset, methods, seeds, epochs, teacher_epochs, imb, n_groups, 
     if dataset not in PRESETS: raise ValueError(f'unknown dataset {dataset!r}; choose from {list(PRESETS)}')
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods: raise ValueError('methods is empty: pass at least one method, e.g. ["ce", "kd", "ltkd"]')
-    for m in methods: get_method(m)      # unknown key -> ValueError listing the valid ones
+    for m in methods: resolve_method(m)  # unknown key -> ValueError listing the valid ones
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f'seeds must be a non-empty list of integers, got {seeds!r}')
@@ -326,6 +338,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                    path=None, # data folder
                    data_seed:int=0, # seed of the long-tailed subset / random class order
                    teacher_seed:int=0, # seed of the teacher's training
+                   teacher_loss:str='ce', # the teacher's training loss: 'ce' (LTKD's biased teacher) or 'balanced_softmax' (DiVE's)
                    schedule:str|None=None, # 'one_cycle' or 'sgd'; default: the preset's
                    figures:bool=True, # write the figures (PNG) to `out`
                    tsne:bool=False, # also the t-SNE figure of the first seed's KD / LTKD students (if trained in this call)
@@ -346,7 +359,9 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     from ltkd_fastai.distill import get_method
     from ltkd_fastai.models import get_model
     from ltkd_fastai.teacher import teacher_learner, paper_lr
+    from ltkd_fastai.teacher import TEACHER_LOSSES
     methods, seeds = _check_args(dataset, methods, seeds, epochs, teacher_epochs, imb, n_groups, class_order, bs, lr, schedule)
+    if teacher_loss not in TEACHER_LOSSES: raise ValueError(f'teacher_loss must be one of {TEACHER_LOSSES}, got {teacher_loss!r}')
     if adapt not in (None, 'aid'): raise ValueError(f"adapt must be None or 'aid', got {adapt!r}")
     if adapt and not (isinstance(aid_strength, (int, float)) and aid_strength >= 0): raise ValueError(f'aid_strength must be >= 0, got {aid_strength!r}')
     p = PRESETS[dataset]
@@ -384,8 +399,10 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
 
     # -- the teacher
     tcfg = dict(data_cfg, kind='teacher', arch=teacher, epochs=teacher_epochs, lr=_lr(teacher), schedule=schedule, seed=teacher_seed)
+    if teacher_loss != 'ce': tcfg['loss'] = teacher_loss       # CE teachers keep the keys (and checkpoints) they had
     tkey = config_key(tcfg)
     ckpt = out / 'teachers' / f'{teacher}_{tkey}.pth'
+    if teacher_loss != 'ce': ckpt = ckpt.with_name(f'{teacher}_{teacher_loss}_{tkey}.pth')
     base = dict(dataset=dataset, imb=imb, class_order=class_order, data_seed=data_seed, n_classes=n_classes,
                 teacher=teacher, teacher_epochs=teacher_epochs, bs=bs, schedule=schedule, tag=tag)
     if tkey in done_keys and ckpt.exists():
@@ -396,7 +413,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         say(f'teacher {teacher}: training {teacher_epochs} epochs on {sum(counts)} long-tailed images ({dataset}, imb={imb:g})')
         t0 = time.time(), time.process_time()
         _seed(teacher_seed, dls)
-        tlearn = teacher_learner(dls, teacher, metrics=[])    # the biased teacher: plain CE on the long-tailed split
+        tlearn = teacher_learner(dls, teacher, metrics=[], loss=teacher_loss)   # the biased teacher: plain CE (default) on the long-tailed split
         _fit(tlearn, teacher_epochs, _lr(teacher), schedule, cbs, verbose)
         tmodel = tlearn.model.eval()
         save_teacher(tlearn, ckpt, arch=teacher, class_counts=[int(c) for c in counts])
@@ -436,7 +453,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         m, suf = (m[:-4], '+aid') if m.endswith('+aid') else (m, '')
         tmodel, tkey = teachers[suf]
         kw = method_kwargs(m, alpha, beta, T, epochs)
-        spec = get_method(m)
+        mkey = resolve_method(m)[0]
+        spec = get_method(mkey)
         if suf and not spec.uses_teacher: continue    # no teacher, nothing to adapt
         hp = {**spec.defaults, **{k: v for k, v in kw.items() if k != 'warmup'}}
         scfg = dict(data_cfg, kind='student', arch=student, method=m, seed=s, epochs=epochs, lr=_lr(student), schedule=schedule,
@@ -449,8 +467,8 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         t0 = time.time(), time.process_time()
         _seed(s, dls)
         smodel = get_model(student, n_classes, in_chans=in_chans)
-        learn = distill_learner(dls, tmodel if spec.uses_teacher else None, smodel, method=m, groups=train_groups,
-                                metrics=[], cache_teacher=cache and spec.uses_teacher, **kw)
+        learn = distill_learner(dls, tmodel if spec.uses_teacher else None, smodel, method=mkey, groups=train_groups,
+                                metrics=[], cache_teacher=cache and spec.uses_teacher and not spec.uses_features, **kw)
         _fit(learn, epochs, _lr(student), schedule, cbs, verbose)
         acc = evaluate_groups(learn.model, dls.valid, eval_groups)
         finish(dict(key=key, kind='student', method=m + suf, seed=s, student=student, epochs=epochs, lr=_lr(student), **base,
@@ -464,6 +482,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     # -- the table
     title = (f'{dataset}-LT, imb={imb:g}, class order {class_order}: {teacher} -> {student}, {epochs} epochs, '
              f'seeds {", ".join(map(str, seeds))}; accuracy (%) on the balanced test set')
+    if teacher_loss != 'ce': title = title.replace(f': {teacher} -> ', f': {teacher} ({teacher_loss} teacher) -> ', 1)
     order = ['teacher'] + (['teacher+aid'] if adapt else []) + [m + suf for m in methods for suf in teachers]
     atomic_write_text(out / f'{tag}.md', format_table(runs, 'markdown', order=order, title=title) + '\n')
     say('\n' + format_table(runs, 'text', order=order, title=title))
@@ -538,6 +557,8 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--path', help='data folder (default: fastai\'s data folder / system copies)')
     a('--data-seed', type=int, default=0, help='seed of the long-tailed subset (default 0)')
     a('--teacher-seed', type=int, default=0, help='seed of the teacher training (default 0)')
+    a('--teacher-loss', default='ce', choices=['ce', 'balanced_softmax'],   # `teacher.TEACHER_LOSSES`
+      help="the teacher's training loss: ce (LTKD's biased teacher, default) or balanced_softmax (DiVE's teacher)")
     a('--threads', type=int, help='torch CPU threads (default: 1 for digits, else torch\'s default)')
     a('--tag', default='table', help='name of the table file and figure prefix in --out (default: table)')
     a('--no-figures', action='store_true', help='do not write figures')
@@ -561,6 +582,7 @@ def main(argv:list|None=None, # the arguments (default: `sys.argv[1:]`)
               data_seed=args.data_seed, teacher_seed=args.teacher_seed, tag=args.tag, figures=not args.no_figures,
               tsne=args.tsne, verbose=args.verbose, quiet=args.quiet, threads=args.threads,
               data_kwargs=dict(**({'n_max': args.n_max} if args.n_max else {}), **({'augment': False} if args.no_augment else {})))
+    kw['teacher_loss'] = args.teacher_loss
     kw.update(adapt=args.adapt, aid_strength=args.aid_strength)
     try:
         _check_args(kw['dataset'], kw['methods'], kw['seeds'], kw['epochs'], kw['teacher_epochs'], kw['imb'],

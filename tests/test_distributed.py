@@ -164,12 +164,6 @@ def test_one_ddp_step_equals_one_step_on_the_whole_batch(ranks, sync):
 
 
 # --------------------------------------------------------------------- passes over the whole training set
-PENDING = ("DistillCallback reads the whole training set through the process's DistributedDL (dl.new fails on it): "
-           "check_cacheable, _start_cache and _start_group_stats must read `whole_dl(self.dls.train)` "
-           "(ltkd_fastai.distributed); remove this marker when they do")
-
-
-@pytest.mark.xfail(reason=PENDING, strict=True)
 def test_teacher_cache_works_per_rank(ranks):
     "cache_teacher=True: every rank tables the whole training set once and trains like the uncached fit"
     for r in ranks:
@@ -179,7 +173,6 @@ def test_teacher_cache_works_per_rank(ranks):
             assert_close(w['student'][k], v, rtol=1e-4, atol=1e-5 * max(1., float(v.abs().max())))
 
 
-@pytest.mark.xfail(reason=PENDING, strict=True)
 def test_dataset_group_stats_under_ddp(ranks):
     "group_stats='dataset': the teacher's group masses over the whole training set, the same on every rank"
     w0, w1 = ranks[0]['whole']['dataset'], ranks[1]['whole']['dataset']
