@@ -12,6 +12,14 @@ Compares, on the same in-memory data (random 3x32x32 uint8 images, long-tailed l
    (`python -m venv --system-site-packages /tmp/fai && /tmp/fai/bin/pip install fasterai`) and run this script
    with that venv's python. fasterai's callback is timed twice: with the teacher as a user would pass it
    (parameters requiring grad: fasterai then backpropagates into the teacher) and with the teacher frozen.
+   (Or, without touching a venv: `pip install --no-deps --target /tmp/fai_pkgs fasterai torch-pruning einops`, then
+   `PYTHONPATH=/tmp/fai_pkgs python benchmarks/bench_step.py`.)
+4. with `--features`: the feature methods of `METHODS` (`fitnet`, `reviewkd`, `catkd`) against the logit-only `kd`
+   step with the same teacher and student — each method's whole step (hooks, connector, loss) — and, separately, the
+   cost of capturing the features alone: a temporary method that takes the same method's layers (`fs`/`ft`, hooks
+   active on student and teacher) but whose loss ignores them and returns `kd_loss(s, t)`, against plain `kd` —
+   target <= 1.10 (capturing features adds at most 10% to a step). These rows time the training phase only (fastai's
+   `before_train` to `after_train`: every training batch, no validation, no per-fit setup), per step.
 
 Every configuration trains its own copy of the same student with the same SGD (torch's, wrapped by fastai's
 `OptimWrapper` on the fastai side). Throughput ratio = time of the other / time of distill_learner (> 1: ours faster);
@@ -19,9 +27,12 @@ the headline number is the median over rounds of the within-round ratio, which i
 machine drifting during the run; the ratio of medians and of the fastest epochs are printed beside it.
 
     python benchmarks/bench_step.py                       # about 1-2 minutes on 2 CPU cores
+    python benchmarks/bench_step.py --features            # + fitnet/reviewkd/catkd and capture-only rows: ~4 min CPU
+                                                          # (7.5 min wall on a loaded 2-core machine; reviewkd is ~4x kd)
+    python benchmarks/bench_step.py --quick --features    # smoke run, about a minute: few images and rounds
     python benchmarks/bench_step.py --reps 9 --n 2048 --teacher resnet14 --student resnet8
 """
-import argparse, copy, statistics, time, warnings
+import argparse, copy, statistics, sys, time, warnings
 from functools import partial
 
 import torch
@@ -40,7 +51,33 @@ def parse_args(argv=None):
     p.add_argument('--reps', type=int, default=7, help='timed epochs per configuration')
     p.add_argument('--threads', type=int, default=1, help='torch threads (1 is steadier on a shared machine)')
     p.add_argument('--no-fasterai', action='store_true', help='skip the fasterai comparison')
-    return p.parse_args(argv)
+    p.add_argument('--features', action='store_true',
+                   help='also time the feature methods (fitnet, reviewkd, catkd) and feature capture alone against kd')
+    p.add_argument('--feature-methods', nargs='+', default=None, help='feature methods to time (default: every registered '
+                   "method whose loss takes 'fs'/'ft')")
+    p.add_argument('--quick', action='store_true', help='smoke run: --n 256 --n-valid 64 --reps 3 unless given')
+    args = p.parse_args(argv)
+    if args.quick:  # smaller defaults, explicit values win
+        given = set(a.split('=')[0] for a in (sys.argv[1:] if argv is None else argv))
+        for opt, v in (('--n', 256), ('--n-valid', 64), ('--reps', 3)):
+            if opt not in given: setattr(args, opt[2:].replace('-', '_'), v)
+    return args
+
+
+def _capture_kd(s, t, fs, ft, T=4.):
+    "Takes the features (so the hooks capture them) but ignores them: kd's loss"
+    from ltkd_fastai.losses import kd_loss
+    return kd_loss(s, t, T)
+
+
+def capture_only_method(method):
+    "Register (temporarily) a method with `method`'s layers whose loss is kd's: it costs the feature capture and nothing else"
+    from ltkd_fastai.distill import get_method, register_method
+    spec, kd = get_method(method), get_method('kd')
+    key = f'bench_capture_{method}'
+    register_method(key, _capture_kd, defaults=kd.defaults, ce_weight=kd.ce_weight, weight=kd.weight,
+                    features=spec.features, replace=True, formula='kd, with the features captured and ignored')
+    return key
 
 
 def make_data(n, n_valid, classes, seed=0):
@@ -68,7 +105,19 @@ def main(argv=None):
     from ltkd_fastai.data import arrays_lt
     from ltkd_fastai.models import get_model
     from ltkd_fastai.metrics import group_metrics
-    from ltkd_fastai.distill import distill_learner, get_method, method_config
+    from fastai.callback.core import Callback
+    from ltkd_fastai.distill import METHODS, distill_learner, get_method, method_config
+
+    class TrainTimer(Callback):
+        "Wall and CPU time of each training phase (every training batch; no validation, no per-fit setup)"
+        order = -100  # first at `before_train`, first at `after_train`
+        def __init__(self): self.wall, self.cpu, self.steps = [], [], []
+        def before_train(self): self.t0, self.c0, self.n = time.perf_counter(), time.process_time(), 0
+        def after_batch(self):
+            if self.training: self.n += 1
+        def after_train(self):
+            self.wall.append(time.perf_counter() - self.t0); self.cpu.append(time.process_time() - self.c0)
+            self.steps.append(self.n)
 
     x, y, xv, yv = make_data(args.n, args.n_valid, args.classes)
     mean, std = [0.5] * 3, [0.25] * 3
@@ -92,8 +141,10 @@ def main(argv=None):
     plain_opt = torch.optim.SGD(plain_student.parameters(), lr=lr, momentum=mom, weight_decay=wd)
     teacher_frozen = copy.deepcopy(teacher).requires_grad_(False).eval()
 
+    plain_timer = TrainTimer()
     def plain_epoch():
         plain_student.train()
+        t0, c0 = time.perf_counter(), time.process_time()
         perm, bs = torch.randperm(len(y)), args.bs
         for i in range(len(y) // bs):
             idx = perm[i * bs:(i + 1) * bs]
@@ -104,6 +155,8 @@ def main(argv=None):
             loss = ce_w * F.cross_entropy(s, yb) if ce_w else 0.
             if spec.loss is not None: loss = loss + w * spec.loss(s, *[ctx[k] for k in spec.inputs], **hp)
             plain_opt.zero_grad(); loss.backward(); plain_opt.step()
+        plain_timer.wall.append(time.perf_counter() - t0); plain_timer.cpu.append(time.process_time() - c0)
+        plain_timer.steps.append(len(y) // bs)
         plain_student.eval()
         correct = 0
         with torch.no_grad():
@@ -113,17 +166,21 @@ def main(argv=None):
         return correct / len(yv)
 
     # ---- fastai learners
-    def ours(cache):
-        return distill_learner(dls, copy.deepcopy(teacher), copy.deepcopy(student0), args.method,
+    def ours(cache, method=args.method):
+        return distill_learner(dls, copy.deepcopy(teacher), copy.deepcopy(student0), method,
                                cache_teacher=cache, opt_func=opt_func, lr=lr)
 
     configs = {'plain PyTorch loop': plain_epoch}
-    def fit_fn(learn):
+    timers = {'plain PyTorch loop': plain_timer}  # training-phase times, by configuration
+    def fit_fn(learn, name):
+        timers[name] = timer = TrainTimer()
+        learn.add_cb(timer)
         def f():
             with learn.no_bar(), learn.no_logging(): learn.fit(1, lr)
         return f
-    configs[f'distill_learner ({args.method})'] = fit_fn(ours(False))
-    configs[f'distill_learner ({args.method}) + cache'] = fit_fn(ours(True))
+    def add(name, learn): configs[name] = fit_fn(learn, name)
+    add(f'distill_learner ({args.method})', ours(False))
+    add(f'distill_learner ({args.method}) + cache', ours(True))
 
     fasterai_note = None
     if args.no_fasterai: fasterai_note = 'skipped (--no-fasterai)'
@@ -140,11 +197,26 @@ def main(argv=None):
                 cb = KnowledgeDistillationCallback(t, partial(SoftTarget, T=T), weight=w)  # lerp: (1-w)*CE + w*KD
                 return Learner(dls, copy.deepcopy(student0), loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr,
                                metrics=[accuracy, *group_metrics(dls.groups)], cbs=cb)
-            configs['fasterai KD (teacher as given)'] = fit_fn(fasterai_learner(False))
-            configs['fasterai KD (teacher frozen)'] = fit_fn(fasterai_learner(True))
+            add('fasterai KD (teacher as given)', fasterai_learner(False))
+            add('fasterai KD (teacher frozen)', fasterai_learner(True))
             fasterai_note = f'fasterai {fasterai.__version__}'
         except Exception as e:  # not installed, or broken against this fastai
             fasterai_note = f'not available: {type(e).__name__}: {e}'
+
+    feat_rows, feat_layers = [], {}
+    if args.features:
+        fms = args.feature_methods or [k for k in METHODS if get_method(k).uses_features and not k.startswith('bench_')]
+        kd_name = 'distill_learner (kd)'
+        if kd_name not in configs: add(kd_name, ours(False, 'kd'))
+        for m in fms:
+            learn = ours(False, m)
+            add(f'distill_learner ({m})', learn)
+            feat_layers[m] = learn.distill.features
+            cap = capture_only_method(m)
+            try: add(f'kd + {m} features captured', ours(False, cap))
+            finally: METHODS.pop(cap, None)  # temporary: the learner's callback keeps its spec
+            feat_rows += [(f'{m} step vs kd step', f'distill_learner ({m})', kd_name, ''),
+                          (f'{m} capture only vs kd', f'kd + {m} features captured', kd_name, '(target <= 1.10)')]
 
     names = list(configs)
     print(f'{args.n} training / {args.n_valid} validation images 3x32x32, bs {args.bs}, {C} classes; '
@@ -180,6 +252,21 @@ def main(argv=None):
         print(f'  {label:<40s}: paired {ratios[label]:.3f}   medians {med[other] / med[mine]:.3f}   '
               f'best {best[other] / best[mine]:.3f}   CPU {paired(cpu, other, mine):.3f}  {target}')
     print(f'  fasterai: {fasterai_note}')
+    if feat_rows:
+        tw = {k: t.wall for k, t in timers.items()}; tc = {k: t.cpu for k, t in timers.items()}
+        print('feature methods: training phase only (every training batch, no validation), per step')
+        for m, (sl, tl) in feat_layers.items(): print(f'  {m:<9s} student layers {sl}, teacher layers {tl}')
+        steps = timers['distill_learner (kd)'].steps[-1]
+        for k in [kd_name] + [r[1] for r in feat_rows]:
+            print(f'  {k:<40s} median {1000 * statistics.median(tw[k]) / steps:7.1f} ms/step  '
+                  f'(min {1000 * min(tw[k]) / steps:.1f}, max {1000 * max(tw[k]) / steps:.1f}); '
+                  f'CPU median {1000 * statistics.median(tc[k]) / steps:.1f} ms/step')
+        print('time ratios = time of the feature step / time of the kd step (< 1.10: at most 10% more);\n'
+              '  paired / medians / best / CPU as above')
+        for label, other, mine, target in feat_rows:
+            ratios[label] = paired(tw, other, mine)
+            print(f'  {label:<40s}: paired {ratios[label]:.3f}   medians {statistics.median(tw[other]) / statistics.median(tw[mine]):.3f}   '
+                  f'best {min(tw[other]) / min(tw[mine]):.3f}   CPU {paired(tc, other, mine):.3f}  {target}')
     return ratios
 
 
