@@ -85,7 +85,8 @@ def save_teacher(model, # Teacher `nn.Module` or the `Learner` that trained it
     if n_out is None: raise ValueError("cannot read the number of outputs of this model: pass n_out=")
     ckpt = dict(format=_CKPT_FORMAT, version=1, arch=str(arch), n_out=int(n_out),
                 in_chans=None if in_chans is None else int(in_chans), model_kwargs=dict(ifnone(model_kwargs, {})),
-                meta=dict(meta), state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()})
+                meta=dict(meta), state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()
+                                             if not k.startswith('distill_connector.')})  # the model only
     return _atomic_torch_save(ckpt, path)
 
 # %% ../nbs/04a_checkpoints.ipynb #c81ac9a8
@@ -96,7 +97,8 @@ def _is_state_dict(d):
     return isinstance(d, dict) and len(d) > 0 and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in d.items())
 
 def _strip_prefixes(sd:dict)->dict:
-    "Remove a prefix that every key shares (`module.` of DataParallel, `_orig_mod.` of `torch.compile`), repeatedly"
+    "Drop distillation-connector keys (`distill_connector.`) and a prefix all keys share (`module.`, `_orig_mod.`)"
+    sd = {k: v for k, v in sd.items() if not k.startswith('distill_connector.')}
     changed = True
     while changed:
         changed = False

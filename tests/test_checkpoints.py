@@ -118,3 +118,16 @@ def test_save_teacher_vocab_and_exported_learner_are_checked(dls, trained, tmp_p
 
 def test_align_classes_bad_input():
     with pytest.raises(ValueError, match='repeat a name'): align_classes(nn.Linear(2, 2), ['a', 'a'], ['a', 'b'])
+
+
+def test_a_feature_students_file_loads_as_a_plain_model(dls, trained, tmp_path):
+    "learn.save of a FitNet student holds its connector (to resume); read as a teacher file, the connector is left out"
+    learn = distill_learner(dls, trained.model, 'cnn_tiny', method='fitnet', path=tmp_path)
+    f = learn.save('fitnet_student')
+    saved = torch.load(f, weights_only=False)
+    saved = saved.get('model', saved) if 'opt' in saved else saved        # no optimizer yet: a plain state_dict
+    assert any(k.startswith('distill_connector.') for k in saved)
+    m = load_teacher(f, arch='cnn_tiny')
+    assert set(m.state_dict()) == {k for k in saved if not k.startswith('distill_connector.')}
+    p = save_teacher(learn, tmp_path / 'student_as_teacher.pth')
+    assert not any(k.startswith('distill_connector.') for k in torch.load(p, weights_only=True)['state_dict'])
