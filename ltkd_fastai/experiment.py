@@ -99,7 +99,8 @@ def save_run(out, # the output folder
 ROW_LABELS = {'teacher': 'Teacher', 'ce': 'Student (CE)', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
               'ltkd': 'LTKD', 'la': 'LA (logit adjustment)', 'ltkd_biased': 'LTKD (biased cross-group)',
               'ltkd_cross': 'LTKD (cross-group only)', 'ltkd_within': 'LTKD (within-group only)',
-              'ltkd_teacher_within': 'LTKD (teacher-weighted within)', 'bkd': 'BKD', 'dive': 'DiVE', 'la_kd': 'LA-KD'}
+              'ltkd_teacher_within': 'LTKD (teacher-weighted within)', 'bkd': 'BKD', 'dive': 'DiVE', 'la_kd': 'LA-KD',
+              'fitnet': 'FitNet', 'reviewkd': 'ReviewKD', 'catkd': 'CAT-KD'}
 GROUP_COLS = ['head', 'medium', 'tail', 'all']
 
 # LTKD's ablations (paper Tables VI, VII) are rows of the runner, not methods: a row key -> (method, its overrides)
@@ -538,7 +539,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--teacher', help='teacher architecture, a zoo or timm name (default: per dataset)')
     a('--student', help='student architecture (default: per dataset)')
     a('--methods', nargs='+', default=list(DEFAULT_METHODS),
-      help='methods, space or comma separated (default: ce kd dkd dist ltkd; also la, ltkd_biased, ltkd_cross, ltkd_within, ...)')
+      help='methods, space or comma separated (default: ce kd dkd dist ltkd; also la, bkd, dive, la_kd, fitnet, reviewkd, catkd, and LTKD variants ltkd_biased, ltkd_cross, ltkd_within, ...)')
     a('--seeds', nargs='+', type=int, default=[0, 1, 2], help='student seeds (default: 0 1 2)')
     a('--epochs', type=int, help='student epochs (default: per dataset)')
     a('--teacher-epochs', type=int, help='teacher epochs (default: per dataset)')
