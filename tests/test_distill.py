@@ -109,17 +109,22 @@ def test_unknown_model_name_and_missing_checkpoint():
 
 
 # ---------------------------------------------------------------- properties over every method
-@pytest.mark.parametrize('method', [k for k in METHODS if not METHODS[k].uses_features])  # feature methods: the notebook
-def test_training_loss_is_the_registry_formula(method):
-    "One batch through fastai: the loss the optimiser sees is ce_weight*CE + weight*loss(...) recomputed independently"
-    dls = make_dls()
-    learn = distill_learner(dls, net(0), net(1), method, lr=0.)
+def first_batch(method):
+    "A learner for `method` fitted one epoch at lr 0, and (input, target, prediction, loss) of each training batch"
+    learn = distill_learner(make_dls(), net(0), net(1), method, lr=0.)
     seen = []
     class Grab(Callback):
         order = 30
         def after_loss(self):
             if self.training: seen.append((self.xb[0].clone(), self.yb[0].clone(), self.pred.detach().clone(), self.loss.item()))
     quiet_fit(learn, 1, 0., cbs=Grab())
+    return learn, seen
+
+
+@pytest.mark.parametrize('method', [k for k in METHODS if not METHODS[k].uses_features])  # feature methods: the notebook
+def test_training_loss_is_the_registry_formula(method):
+    "One batch through fastai: the loss the optimiser sees is ce_weight*CE + weight*loss(...) recomputed independently"
+    learn, seen = first_batch(method)
     spec, cfg = get_method(method), method_config(method)
     xb, yb, pred, loss = seen[0]
     with torch.no_grad(): t = learn.distill.teacher(xb) if spec.uses_teacher else None
@@ -285,14 +290,7 @@ def _kl64(p, q):
 @pytest.mark.parametrize('method', ['bkd', 'dive', 'la_kd'])
 def test_long_tailed_baselines_train_on_their_paper_formula(method):
     "The loss the optimiser sees, recomputed in float64 from the papers' formulas (not from the library's losses)"
-    dls = make_dls()
-    learn = distill_learner(dls, net(0), net(1), method, lr=0.)
-    seen = []
-    class Grab(Callback):
-        order = 30
-        def after_loss(self):
-            if self.training: seen.append((self.xb[0].clone(), self.yb[0].clone(), self.pred.detach().clone(), self.loss.item()))
-    quiet_fit(learn, 1, 0., cbs=Grab())
+    learn, seen = first_batch(method)
     xb, y, s, loss = seen[0]
     with torch.no_grad(): t = learn.distill.teacher(xb).double()
     s = s.double()
