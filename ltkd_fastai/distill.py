@@ -215,6 +215,29 @@ register_method('la_kd', _la_kd, defaults=dict(tau=1., T=4., kd_weight=0.9), ce_
 register_method('la', la_loss, defaults=dict(tau=1.), ce_weight=0., weight=1.,
                 formula='CE(s + tau*log(prior), y)', source='Menon et al. 2021 (logit adjustment)')
 
+# LTKD combined with logit adjustment (this library's variants; the paper names the combination as untested)
+def _ltkd_la(s, t, target, groups, log_prior, group_sums=None, tau=1., alpha=6., beta=6., T=4., sync=True, return_parts=False):
+    "LTKD with LA-CE: the labels through `la_loss` (balanced raw logits), the teacher through LTKD's rebalanced terms on the raw logits"
+    ce = la_loss(s, target, log_prior, tau)
+    kd, parts = ltkd_loss(s, t, groups, alpha, beta, T, group_sums=group_sums, sync=sync, return_parts=True)
+    return (ce + kd, {'la_ce': ce.detach(), **parts}) if return_parts else ce + kd
+
+def _ltkd_adj(s, t, target, groups, log_prior, tau=1., alpha=6., beta=6., T=4., rebalance=False, return_parts=False):
+    "LTKD on the adjusted logits `s + tau*log_prior`: they learn the labels (LA-CE) and the biased teacher with LTKD's equal group weights"
+    ce = la_loss(s, target, log_prior, tau)
+    adj = s + tau * torch.as_tensor(log_prior).to(s.device)   # validated by `la_loss` above; float32 under autocast
+    kd, parts = ltkd_loss(adj, t, groups, alpha, beta, T, rebalance=rebalance, return_parts=True)
+    return (ce + kd, {'la_ce': ce.detach(), **parts}) if return_parts else ce + kd
+
+register_method('ltkd_la', _ltkd_la, defaults=dict(tau=1., alpha=6., beta=6., T=4.), ce_weight=0., weight=1.,
+                parts=('la_ce', 'cross', 'within'), formula='CE(s + tau*log pi, y) + alpha*cross(s, t) + beta*within(s, t)',
+                source='this library: LTKD (CVPR 2026) with the logit-adjusted CE of Menon et al. 2021')
+register_method('ltkd_adj', _ltkd_adj, defaults=dict(tau=1., alpha=6., beta=6., T=4., rebalance=False), ce_weight=0., weight=1.,
+                parts=('la_ce', 'cross', 'within'),
+                formula='CE(s + tau*log pi, y) + alpha*cross(s + tau*log pi, t; not rebalanced) + beta*within(s + tau*log pi, t)',
+                source='this library: LTKD (CVPR 2026) on logit-adjusted logits (Menon et al. 2021)')
+
+
 # %% ../nbs/05_distill.ipynb #1170bef3
 def hint_layers(s_info:dict, # `feature_layers` of the student
                 t_info:dict, # `feature_layers` of the teacher

@@ -13,9 +13,10 @@ from fastai.callback.core import Callback, CancelValidException
 import fastai.callback.progress, fastai.callback.schedule  # noqa: F401  (patch `Learner.no_bar`, `fit_one_cycle`)
 
 # %% auto #0
-__all__ = ['RUNS_CSV', 'ROW_LABELS', 'GROUP_COLS', 'VARIANTS', 'PRESETS', 'DEFAULT_METHODS', 'SCHEDULES', 'atomic_write',
-           'atomic_write_text', 'atomic_torch_save', 'config_key', 'load_runs', 'save_run', 'resolve_method',
-           'row_label', 'summarize', 'format_table', 'build_dls', 'evaluate_groups', 'method_kwargs', 'run_experiment']
+__all__ = ['RUNS_CSV', 'ROW_LABELS', 'GROUP_COLS', 'VARIANTS', 'PH_COLS', 'PRESETS', 'DEFAULT_METHODS', 'SCHEDULES',
+           'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'config_key', 'load_runs', 'save_run',
+           'resolve_method', 'row_label', 'summarize', 'posthoc_rows', 'format_table', 'build_dls', 'evaluate_groups',
+           'EpochProgress', 'method_kwargs', 'run_experiment']
 
 # %% ../nbs/07_experiment.ipynb #91ef5a02
 def atomic_write(path, # destination file
@@ -100,13 +101,16 @@ ROW_LABELS = {'teacher': 'Teacher', 'ce': 'Student (CE)', 'kd': 'KD', 'dkd': 'DK
               'ltkd': 'LTKD', 'la': 'LA (logit adjustment)', 'ltkd_biased': 'LTKD (biased cross-group)',
               'ltkd_cross': 'LTKD (cross-group only)', 'ltkd_within': 'LTKD (within-group only)',
               'ltkd_teacher_within': 'LTKD (teacher-weighted within)', 'bkd': 'BKD', 'dive': 'DiVE', 'la_kd': 'LA-KD',
-              'fitnet': 'FitNet', 'reviewkd': 'ReviewKD', 'catkd': 'CAT-KD'}
+              'fitnet': 'FitNet', 'reviewkd': 'ReviewKD', 'catkd': 'CAT-KD', 'ltkd_ema': 'LTKD (EMA group stats)',
+              'ltkd_dataset': 'LTKD (dataset group stats)', 'ltkd_la': 'LTKD + LA-CE', 'ltkd_adj': 'LTKD on adjusted logits'}
 GROUP_COLS = ['head', 'medium', 'tail', 'all']
 
 # LTKD's ablations (paper Tables VI, VII) are rows of the runner, not methods: a row key -> (method, its overrides)
 VARIANTS = {'ltkd_biased': ('ltkd', dict(rebalance=False)), 'ltkd_cross': ('ltkd', dict(beta=0.)),
             'ltkd_within': ('ltkd', dict(alpha=0.)), 'ltkd_biased_cross': ('ltkd', dict(beta=0., rebalance=False)),
-            'ltkd_teacher_within': ('ltkd', dict(within='teacher'))}
+            'ltkd_teacher_within': ('ltkd', dict(within='teacher')),
+            # LTKD's group statistics beyond one batch (`distill_learner(group_stats=)`), as rows of the leaderboard
+            'ltkd_ema': ('ltkd', dict(group_stats='ema')), 'ltkd_dataset': ('ltkd', dict(group_stats='dataset'))}
 
 def resolve_method(key:str)->tuple: # A method key of `METHODS` or a row of `VARIANTS`
     "`(method, overrides)` of a runner row: a variant's base method and hyperparameters, or the method itself"
@@ -119,6 +123,7 @@ def resolve_method(key:str)->tuple: # A method key of `METHODS` or a row of `VAR
 def row_label(method:str, # a method key ('teacher' for the teacher row)
              ) -> str:
     "The table's row name for a method key: 'Teacher', 'Student (CE)', 'KD', ..., else the key in capitals; 'kd+aid': 'KD + AID'."
+    if method.endswith('+ph'): return row_label(method[:-3]) + ' + post-hoc LA'   # evaluated with `posthoc_adjust` (`--posthoc`)
     if method.endswith('+aid'): return row_label(method[:-4]) + ' + AID'   # from the teacher adapted by AID (`--adapt aid`)
     return ROW_LABELS.get(method, method.upper())
 
@@ -144,6 +149,22 @@ def summarize(runs:pd.DataFrame, # run rows with a 'method' column and the accur
     res.index = [row_label(m) for m in order]
     res.attrs['methods'] = order
     return res
+
+PH_COLS = ['ph_' + c for c in GROUP_COLS]   # the same accuracies after post-hoc logit adjustment (tau=1)
+
+def posthoc_rows(runs:pd.DataFrame, # run rows with 'method', the accuracy columns and their 'ph_' twins
+                 methods=True, # method keys whose post-hoc rows to add (True: all that have them)
+                ) -> pd.DataFrame:
+    "`runs` plus, for each run of `methods` that recorded them, a row 'm+ph' holding its post-hoc-adjusted accuracies."
+    if not methods or not all(c in runs.columns for c in PH_COLS): return runs
+    sel = runs[runs[PH_COLS].notna().all(axis=1)]
+    if methods is not True: sel = sel[sel['method'].isin(list(methods))]
+    if not len(sel): return runs
+    ph = sel.copy()
+    ph['method'] = ph['method'] + '+ph'
+    ph[GROUP_COLS] = sel[PH_COLS].to_numpy()
+    return pd.concat([runs, ph], ignore_index=True)
+
 
 # %% ../nbs/07_experiment.ipynb #7ac70b46
 def format_table(runs:pd.DataFrame, # run rows (see `summarize`)
@@ -236,8 +257,9 @@ def evaluate_groups(model:torch.nn.Module, # a classifier
                    dl, # loader of `(x, y)` batches (the balanced test set)
                    groups, # `(C,)` class -> group id
                    names:list|None=None, # group names; default `group_names(G)`
+                   posthoc=None, # training class counts (C,): also the accuracies with post-hoc logit adjustment (tau=1), keys 'ph_head', ...
                   ) -> dict:
-    "Accuracy (%) per group and overall ('all') of `model` on `dl`."
+    "Accuracy (%) per group and overall ('all') of `model` on `dl`; with `posthoc=counts`, also after post-hoc logit adjustment."
     from ltkd_fastai.longtail import group_names
     groups = torch.as_tensor(groups, dtype=torch.long).cpu()
     n_groups = int(groups.max()) + 1
@@ -246,30 +268,56 @@ def evaluate_groups(model:torch.nn.Module, # a classifier
     model.eval()
     dev = next(model.parameters()).device
     correct, total = torch.zeros(n_groups, dtype=torch.long), torch.zeros(n_groups, dtype=torch.long)
+    correct_ph = torch.zeros(n_groups, dtype=torch.long)
+    if posthoc is not None:
+        from ltkd_fastai.metrics import posthoc_adjust
+        if len(posthoc) != len(groups): raise ValueError(f'posthoc: got {len(posthoc)} class counts for {len(groups)} classes')
     try:
         for b in dl:
             x, y = b[0], torch.as_tensor(b[1]).as_subclass(torch.Tensor).long().cpu()
-            pred = model(x.to(dev)).as_subclass(torch.Tensor).argmax(1).cpu()
+            z = model(x.to(dev)).as_subclass(torch.Tensor).float().cpu()
+            pred = z.argmax(1)
             g = groups[y]
             correct += torch.bincount(g[pred == y], minlength=n_groups)
             total += torch.bincount(g, minlength=n_groups)
+            if posthoc is not None:
+                correct_ph += torch.bincount(g[posthoc_adjust(z.log_softmax(1), posthoc).argmax(1) == y], minlength=n_groups)
     finally: model.train(was)
-    res = {n: (100. * c / t).item() if t else float('nan') for n, c, t in zip(names, correct.double(), total)}
-    res['all'] = 100. * correct.sum().item() / max(total.sum().item(), 1)
-    return res
+    def accs(c_, pre=''):
+        r = {pre + n: (100. * c / t).item() if t else float('nan') for n, c, t in zip(names, c_.double(), total)}
+        r[pre + 'all'] = 100. * c_.sum().item() / max(total.sum().item(), 1)
+        return r
+    return {**accs(correct), **(accs(correct_ph, 'ph_') if posthoc is not None else {})}
 
 # %% ../nbs/07_experiment.ipynb #5c1d2844
 class _SkipValidation(Callback):
     "Skip fastai's per-epoch validation: the runner scores the model itself once training is over"
     def before_validate(self): raise CancelValidException()
 
-def _fit(learn, epochs, lr, schedule, cbs=None, verbose=False):
+class EpochProgress(Callback):
+    "A bar over a fit's epochs (with the smoothed training loss) for when fastai's per-batch bar and epoch table are off"
+    order = 95
+    def __init__(self, label:str='', # what is being trained, shown before the loss
+                ): self.label = label
+    def before_fit(self):
+        self.t0 = time.time()
+        self.pb = progress_bar(range(self.n_epoch), leave=True)
+        self.pb.comment = f'{self.label}: epoch 0/{self.n_epoch}'
+        self.pb.update(0)
+    def after_epoch(self):
+        self.pb.comment = (f'{self.label}: epoch {self.epoch + 1}/{self.n_epoch}, train loss {float(self.smooth_loss):.4f}, '
+                           f'{time.time() - self.t0:.0f} s')
+        self.pb.update(self.epoch + 1)
+
+def _fit(learn, epochs, lr, schedule, cbs=None, verbose=False, progress:str|None=None):
+    "Fit; without `verbose`, no fastai bar/table/validation, and with `progress` a bar over the epochs labelled so"
     from contextlib import ExitStack
     cbs = list(cbs or [])
     with ExitStack() as st:
         if not verbose:
             st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
             cbs.append(_SkipValidation())
+            if progress: cbs.append(EpochProgress(progress))
         if schedule == 'sgd':
             from ltkd_fastai.teacher import fit_paper
             fit_paper(learn, epochs, lr, cbs=cbs)
@@ -352,6 +400,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
                    dls=None, # ready `DataLoaders` to use instead of building them (then pass a `tag` that names them)
                    adapt:str|None=None, # 'aid': also distil each method from the teacher adapted to the student by AID (rows 'KD + AID', ...)
                    aid_strength:float=1., # strength of the AID adaptation (`ltkd_fastai.aid.adapt_teacher`)
+                   posthoc=None, # method keys (True: all, 'teacher' included) whose post-hoc logit-adjusted rows join the table ('KD + post-hoc LA')
                   ) -> pd.DataFrame:
     "Train a biased teacher and a student per method and seed on a long-tailed dataset; the run rows (one per run)."
     from ltkd_fastai.longtail import class_groups, train_class_counts
@@ -415,12 +464,12 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         t0 = time.time(), time.process_time()
         _seed(teacher_seed, dls)
         tlearn = teacher_learner(dls, teacher, metrics=[], loss=teacher_loss)   # the biased teacher: plain CE (default) on the long-tailed split
-        _fit(tlearn, teacher_epochs, _lr(teacher), schedule, cbs, verbose)
+        _fit(tlearn, teacher_epochs, _lr(teacher), schedule, cbs, verbose, progress=None if quiet else f'teacher {teacher}')
         tmodel = tlearn.model.eval()
         save_teacher(tlearn, ckpt, arch=teacher, class_counts=[int(c) for c in counts])
         finish(dict(key=tkey, kind='teacher', method='teacher', seed=teacher_seed, student=teacher, epochs=teacher_epochs,
                     lr=_lr(teacher), **base, alpha=None, beta=None, T=None, n_groups=None,
-                    **evaluate_groups(tmodel, dls.valid, eval_groups)), t0)
+                    **evaluate_groups(tmodel, dls.valid, eval_groups, posthoc=counts)), t0)
     # -- AID (`adapt='aid'`): the teacher adapted to a CE-trained student (`ltkd_fastai.aid`), a second teacher for each method
     teachers = {'': (tmodel, tkey)}
     if adapt == 'aid':
@@ -437,14 +486,15 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
             t0 = time.time(), time.process_time()
             _seed(teacher_seed, dls)
             rlearn = teacher_learner(dls, student, metrics=[])
-            _fit(rlearn, epochs, _lr(student), schedule, cbs, verbose)
+            _fit(rlearn, epochs, _lr(student), schedule, cbs, verbose, progress=None if quiet else f'reference {student} (CE)')
             _seed(teacher_seed, dls)
             alearn = aid_learner(tmodel, dls, rlearn.model.eval(), strength=aid_strength, metrics=[])
-            _fit(alearn, 5, 2e-3, 'one_cycle', cbs, verbose)     # `adapt_teacher`'s fit: 5 epochs of one-cycle Adam, lr 2e-3
+            _fit(alearn, 5, 2e-3, 'one_cycle', cbs, verbose,     # `adapt_teacher`'s fit: 5 epochs of one-cycle Adam, lr 2e-3
+                 progress=None if quiet else f'AID adaptation of {teacher}')
             amodel = alearn.model.eval()
             save_teacher(amodel, acp, arch=teacher, class_counts=[int(c) for c in counts])
             finish(dict(key=akey, kind='teacher', method='teacher+aid', seed=teacher_seed, student=teacher, epochs=5, lr=2e-3,
-                        **base, alpha=None, beta=None, T=None, n_groups=None, **evaluate_groups(amodel, dls.valid, eval_groups)), t0)
+                        **base, alpha=None, beta=None, T=None, n_groups=None, **evaluate_groups(amodel, dls.valid, eval_groups, posthoc=counts)), t0)
         teachers['+aid'] = (amodel, akey)
     # -- the students
     jobs = [(m + suf, s) for m in methods for suf in teachers for s in seeds]
@@ -471,7 +521,7 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
         learn = distill_learner(dls, tmodel if spec.uses_teacher else None, smodel, method=mkey, groups=train_groups,
                                 metrics=[], cache_teacher=cache and spec.uses_teacher and not spec.uses_features, **kw)
         _fit(learn, epochs, _lr(student), schedule, cbs, verbose)
-        acc = evaluate_groups(learn.model, dls.valid, eval_groups)
+        acc = evaluate_groups(learn.model, dls.valid, eval_groups, posthoc=counts)
         finish(dict(key=key, kind='student', method=m + suf, seed=s, student=student, epochs=epochs, lr=_lr(student), **base,
                     alpha=hp.get('alpha'), beta=hp.get('beta'), T=hp.get('T'), n_groups=scfg['n_groups'], **acc), t0)
         say(f"{row_label(m + suf)} seed {s}: head {acc['head']:.2f}  medium {acc['medium']:.2f}  tail {acc['tail']:.2f}  all {acc['all']:.2f}  ({rows[-1]['time_s']:.0f} s)")
@@ -480,11 +530,14 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
             feats[m] = model_features(learn.model, dls.valid, max_n=2000)
     tmodel, tkey = teachers['']
     runs = pd.DataFrame(rows)
+    if posthoc:   # rows 'KD + post-hoc LA', ... from the same runs, right after their plain rows
+        runs = posthoc_rows(runs, True if posthoc is True else [m for m in ([posthoc] if isinstance(posthoc, str) else posthoc)])
     # -- the table
     title = (f'{dataset}-LT, imb={imb:g}, class order {class_order}: {teacher} -> {student}, {epochs} epochs, '
              f'seeds {", ".join(map(str, seeds))}; accuracy (%) on the balanced test set')
     if teacher_loss != 'ce': title = title.replace(f': {teacher} -> ', f': {teacher} ({teacher_loss} teacher) -> ', 1)
     order = ['teacher'] + (['teacher+aid'] if adapt else []) + [m + suf for m in methods for suf in teachers]
+    order = [k for m in order for k in (m, m + '+ph') if k == m or k in set(runs['method'])]
     atomic_write_text(out / f'{tag}.md', format_table(runs, 'markdown', order=order, title=title) + '\n')
     say('\n' + format_table(runs, 'text', order=order, title=title))
     if figures: _figures(out, tag, runs, order, counts, eval_groups, tmodel, dls, feats)
@@ -539,7 +592,8 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--teacher', help='teacher architecture, a zoo or timm name (default: per dataset)')
     a('--student', help='student architecture (default: per dataset)')
     a('--methods', nargs='+', default=list(DEFAULT_METHODS),
-      help='methods, space or comma separated (default: ce kd dkd dist ltkd; also la, bkd, dive, la_kd, fitnet, reviewkd, catkd, and LTKD variants ltkd_biased, ltkd_cross, ltkd_within, ...)')
+      help='methods, space or comma separated (default: ce kd dkd dist ltkd; also la, bkd, dive, la_kd, ltkd_la, ltkd_adj, '
+           'fitnet, reviewkd, catkd, and LTKD rows ltkd_ema, ltkd_dataset, ltkd_biased, ltkd_cross, ltkd_within, ...)')
     a('--seeds', nargs='+', type=int, default=[0, 1, 2], help='student seeds (default: 0 1 2)')
     a('--epochs', type=int, help='student epochs (default: per dataset)')
     a('--teacher-epochs', type=int, help='teacher epochs (default: per dataset)')
@@ -567,6 +621,8 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--adapt', choices=['aid'], help='aid: also distil each method from the teacher adapted to a CE-trained student '
       '(AID, ltkd_fastai.aid): rows "Teacher + AID", "KD + AID", ... next to the plain ones')
     a('--aid-strength', type=float, default=1., help='strength of the AID adaptation (default 1)')
+    a('--posthoc', nargs='*', metavar='METHOD', help='add rows evaluated with post-hoc logit adjustment (argmax of '
+      'log p - log prior): for the METHODs named (e.g. teacher kd ltkd), or for every row when none is named')
     a('--verbose', action='store_true', help="show fastai's progress table for every fit")
     a('--quiet', action='store_true', help='print nothing')
     return p
@@ -584,7 +640,8 @@ def main(argv:list|None=None, # the arguments (default: `sys.argv[1:]`)
               tsne=args.tsne, verbose=args.verbose, quiet=args.quiet, threads=args.threads,
               data_kwargs=dict(**({'n_max': args.n_max} if args.n_max else {}), **({'augment': False} if args.no_augment else {})))
     kw['teacher_loss'] = args.teacher_loss
-    kw.update(adapt=args.adapt, aid_strength=args.aid_strength)
+    kw.update(adapt=args.adapt, aid_strength=args.aid_strength,
+              posthoc=None if args.posthoc is None else (_methods_arg(args.posthoc) or True))
     try:
         _check_args(kw['dataset'], kw['methods'], kw['seeds'], kw['epochs'], kw['teacher_epochs'], kw['imb'],
                     kw['n_groups'], kw['class_order'], kw['bs'], kw['lr'], kw['schedule'])

@@ -14,7 +14,7 @@ from .longtail import class_groups, group_names, train_class_counts
 
 # %% auto #0
 __all__ = ['class_accuracy', 'group_counts', 'group_accuracy', 'GroupAccuracy', 'group_metrics', 'accuracy_report',
-           'group_report', 'class_report']
+           'posthoc_adjust', 'group_report', 'class_report']
 
 # %% ../nbs/03_metrics.ipynb #01b85c39
 def _check_groups(groups):
@@ -175,23 +175,52 @@ def accuracy_report(preds, # Logits or probabilities (N, C), or predicted classe
         df['accuracy'] = df['correct'] / df['valid'].where(df['valid'] > 0)
     return df
 
+def posthoc_adjust(preds, # Logits or probabilities (N, C) (rows of non-negative numbers summing to 1 are read as probabilities)
+                   class_counts, # Training images per class (C,), all > 0: the prior pi
+                   tau:float=1., # Strength; 1 is the balanced-error rule for a calibrated model, 0 changes nothing
+                  )->torch.Tensor: # Scores (N, C): log-probabilities minus `tau * log(pi)`
+    "Post-hoc logit adjustment (Menon et al. 2021): `log p(y|x) - tau*log(pi_y)`, whose argmax aims at balanced accuracy"
+    p = torch.as_tensor(preds).as_subclass(torch.Tensor).double()
+    if p.ndim != 2: raise ValueError(f"preds must be (N, C) logits or probabilities, got shape {tuple(p.shape)}")
+    n = torch.as_tensor(np.asarray(class_counts, dtype=np.float64))
+    if n.shape != (p.shape[1],): raise ValueError(f"got {n.numel()} class counts for {p.shape[1]} classes")
+    if not bool((n > 0).all()):
+        raise ValueError(f"classes {torch.nonzero(n <= 0).flatten().tolist()} have no training images: their prior is 0 and the adjustment undefined")
+    if not (tau >= 0): raise ValueError(f"tau must be >= 0, got {tau!r}")
+    is_prob = len(p) > 0 and bool((p >= 0).all()) and bool(torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-3))
+    lp = p.clamp_min(torch.finfo(torch.float64).tiny).log() if is_prob else p.log_softmax(1)
+    return lp - tau * (n / n.sum()).log()
+
+def _report_counts(learn, posthoc_tau):
+    counts = _maybe_counts(learn)
+    if posthoc_tau and counts is None:
+        raise ValueError("posthoc_tau needs the training class counts: the learner's DataLoaders give none (pass a labelled `dls`)")
+    return counts
+
+def _adjusted(preds, counts, posthoc_tau):
+    return posthoc_adjust(preds, counts, posthoc_tau) if posthoc_tau else preds
+
 def group_report(learn, # A trained fastai `Learner`
                  dl=None, # Data to evaluate; default `learn.dls.valid`
                  groups=None, # Group id of each class; default `learn.groups`, `dls.groups` or from the training counts
                  names=None, # Group names; default `group_names`
+                 posthoc_tau:float=0., # > 0: predict with post-hoc logit adjustment `posthoc_adjust(preds, counts, posthoc_tau)`
                 )->pd.DataFrame: # Rows: groups and `all`; columns classes, train, valid, correct, accuracy
-    "Per-group accuracy table of `learn` on `dl`"
+    "Per-group accuracy table of `learn` on `dl`, optionally with post-hoc logit adjustment"
     g = _learn_groups(learn, groups)
+    counts = _report_counts(learn, posthoc_tau)
     preds, targs = learn.get_preds(dl=ifnone(dl, learn.dls.valid))
-    return accuracy_report(preds, targs, g, names, class_counts=_maybe_counts(learn))
+    return accuracy_report(_adjusted(preds, counts, posthoc_tau), targs, g, names, class_counts=counts)
 
 def class_report(learn, # A trained fastai `Learner`
                  dl=None, # Data to evaluate; default `learn.dls.valid`
                  groups=None, # Group id of each class; default `learn.groups`, `dls.groups` or from the training counts
                  names=None, # Group names; default `group_names`
+                 posthoc_tau:float=0., # > 0: predict with post-hoc logit adjustment (see `group_report`)
                 )->pd.DataFrame: # One row per class: class, group, train, valid, correct, accuracy
     "Per-class accuracy table of `learn` on `dl`, with each class's group"
     g = _learn_groups(learn, groups)
+    counts = _report_counts(learn, posthoc_tau)
     preds, targs = learn.get_preds(dl=ifnone(dl, learn.dls.valid))
-    return accuracy_report(preds, targs, g, names, class_counts=_maybe_counts(learn),
+    return accuracy_report(_adjusted(preds, counts, posthoc_tau), targs, g, names, class_counts=counts,
                            vocab=getattr(learn.dls, 'vocab', None), per_class=True)

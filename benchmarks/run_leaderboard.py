@@ -1,0 +1,141 @@
+"""The long-tailed distillation leaderboard of ltkd_fastai (issue 13): every long-tailed method on two real datasets.
+
+    python benchmarks/run_leaderboard.py digits              # digits-LT, 4 settings (gamma 10/100 x label/random order)
+    python benchmarks/run_leaderboard.py fashion 100 random  # one Fashion-MNIST-LT setting (settings can run in parallel)
+    python benchmarks/run_leaderboard.py fashion             # the 4 Fashion-MNIST-LT settings
+    python benchmarks/run_leaderboard.py report              # tables, the paired "what holds" table, figure -> tables.md
+
+Every finished run is kept in `benchmarks/results/leaderboard/<dataset>/runs.csv`, so an interrupted command resumes.
+The teachers are retrained when their checkpoint (not committed: `*.pth`) is missing; their training is deterministic
+on one CPU thread, so the committed teacher rows are reproduced.
+
+Settings (the existing small CPU settings of this project):
+- digits-LT: scikit-learn's digits, `cnn_small` teacher -> `cnn_tiny` student, 30 + 30 epochs (Adam, one-cycle, lr 1e-2,
+  batch 64), the balanced test set; the runner's embedded preset.
+- Fashion-MNIST-LT: Debian's `dataset-fashion-mnist`, n_max = 500 images in the largest class, `resnet8` teacher (40 epochs)
+  -> `cnn_tiny` student (20 epochs), no augmentation (cached teacher logits), the balanced 10,000-image test set.
+- seeds 0, 1, 2 for the students; one teacher per setting (seed 0); 1 CPU thread per process.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltkd_fastai.experiment import run_experiment, load_runs, format_table, posthoc_rows, row_label, summarize
+
+OUT = Path(__file__).parent / 'results' / 'leaderboard'
+METHODS = ['ce', 'la', 'kd', 'dkd', 'dist', 'bkd', 'dive', 'la_kd', 'ltkd', 'ltkd_ema', 'ltkd_dataset', 'ltkd_la', 'ltkd_adj']
+POSTHOC = ['teacher', 'ce', 'kd', 'ltkd']          # rows re-evaluated with post-hoc logit adjustment (no extra training)
+SEEDS = [0, 1, 2]
+SETTINGS = [(10, 'label'), (10, 'random'), (100, 'label'), (100, 'random')]
+DATASETS = {
+    'digits': dict(dataset='digits', threads=1),
+    'fashion_mnist': dict(dataset='fashion_mnist', teacher='resnet8', student='cnn_tiny', teacher_epochs=40, epochs=20,
+                          bs=64, lr=1e-2, threads=1, data_kwargs=dict(n_max=500, augment=False)),
+}
+REFS = ['la', 'ltkd']                               # the goal: beat both on All and on Tail in every setting
+COLS = ['head', 'medium', 'tail', 'all']
+
+
+def tag(imb, order): return f'imb{imb}_{order}'
+
+
+def run(name, imb=None, order=None):
+    for imb_, order_ in SETTINGS:
+        if imb is not None and (int(imb), order) != (imb_, order_): continue
+        run_experiment(imb=imb_, class_order=order_, methods=METHODS, seeds=SEEDS, tag=tag(imb_, order_),
+                       posthoc=POSTHOC, figures=False, out=OUT / name, **DATASETS[name])
+
+
+def _per_seed(runs, method, col):
+    r = runs[runs['method'] == method].drop_duplicates('seed', keep='last').set_index('seed')[col]
+    return r
+
+
+def what_holds(runs:pd.DataFrame, candidates, refs=REFS):
+    "Paired differences (same seed) of each candidate against each reference on Tail and All: mean, and whether it exceeds the seed spread"
+    rows = []
+    for m in candidates:
+        for ref in refs:
+            if m == ref: continue
+            for col in ('tail', 'all'):
+                a, b = _per_seed(runs, m, col), _per_seed(runs, ref, col)
+                common = a.index.intersection(b.index)
+                if not len(common): continue
+                d = (a[common] - b[common]).to_numpy()
+                spread = max(a[common].std(ddof=1), b[common].std(ddof=1)) if len(common) > 1 else float('nan')
+                rows.append(dict(method=m, ref=ref, col=col, diff=d.mean(), diff_std=d.std(ddof=1) if len(d) > 1 else 0.,
+                                 spread=spread, n=len(d), holds=bool(d.mean() > spread)))
+    return pd.DataFrame(rows)
+
+
+def _fig(all_runs, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = list(all_runs)
+    fig, axs = plt.subplots(len(names), len(SETTINGS), figsize=(4.2 * len(SETTINGS), 4.6 * len(names)), squeeze=False)
+    for i, name in enumerate(names):
+        runs = all_runs[name]
+        for j, (imb, order) in enumerate(SETTINGS):
+            ax = axs[i, j]
+            r = runs[runs['tag'] == tag(imb, order)]
+            if not len(r): ax.set_axis_off(); continue
+            keys = [k for k in ['teacher'] + [m + s for m in METHODS for s in ('', '+ph')] if k in set(r['method'])]
+            s = summarize(r, order=keys)
+            y = np.arange(len(s))
+            for k, (col, c) in enumerate((('all', 'tab:blue'), ('tail', 'tab:red'))):
+                ax.barh(y + (k - .5) * .38, s[(col, 'mean')], .38, xerr=s[(col, 'std')], color=c, label=col.capitalize())
+            ax.set_yticks(y, s.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 100)
+            ax.set_title(f'{name}-LT, gamma {imb}, {order} order', fontsize=9)
+            if i == 0 and j == 0: ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report():
+    lines = ['# The long-tailed distillation leaderboard', '',
+             'Generated by `python benchmarks/run_leaderboard.py report` from the `runs.csv` files next to it; see the',
+             'docstring of `benchmarks/run_leaderboard.py` for the settings and the commands that produced them.', '']
+    all_runs, holds = {}, []
+    for name in DATASETS:
+        runs = load_runs(OUT / name)
+        if not len(runs): continue
+        all_runs[name] = runs = posthoc_rows(runs, POSTHOC)
+        for imb, order in SETTINGS:
+            r = runs[runs['tag'] == tag(imb, order)]
+            if not len(r): continue
+            keys = [k for k in ['teacher'] + [m + s for m in METHODS for s in ('', '+ph')] if k in set(r['method'])]
+            lines += [format_table(r, 'markdown', order=keys, title=f'### {name}-LT, gamma {imb}, class order {order}'), '']
+            h = what_holds(r, [m for m in keys if m not in ('teacher', 'teacher+ph')])
+            if len(h): holds.append(h.assign(dataset=name, setting=f'gamma {imb}, {order}'))
+    if holds:
+        h = pd.concat(holds, ignore_index=True)
+        h.to_csv(OUT / 'what_holds.csv', index=False)
+        lines += ['## What holds: paired differences against LA-CE and LTKD', '',
+                  'For each method, the mean over seeds of (method − reference) on the same seed, in points; `✓` when it',
+                  'exceeds the seed spread (the larger of the two methods\' standard deviations over seeds). A method meets',
+                  "the issue's goal when all 16 cells of its row (2 datasets × 4 settings × Tail/All, against LA-CE and LTKD) are ✓.", '']
+        piv = h.assign(cell=[f"{d:+.1f}{' ✓' if ok else ''}" for d, ok in zip(h['diff'], h['holds'])],
+                       col_=[f"{ds[:3]} {st} {c}" for ds, st, c in zip(h['dataset'], h['setting'], h['col'])])
+        for ref in REFS:
+            p = piv[piv['ref'] == ref].pivot_table(index='method', columns='col_', values='cell', aggfunc='first')
+            cnt = piv[piv['ref'] == ref].groupby('method')['holds'].agg(['sum', 'count'])
+            p = p.reindex([m for m in piv['method'].unique() if m in p.index])
+            p.insert(0, 'holds', [f"{cnt.loc[m, 'sum']}/{cnt.loc[m, 'count']}" for m in p.index])
+            p.index = [row_label(m) for m in p.index]
+            lines += [f'Against {row_label(ref)}:', '', p.to_markdown(), '']
+        _fig(all_runs, OUT / 'leaderboard.png')
+        lines += ['![Tail and All accuracy per method and setting](leaderboard.png)', '']
+    (OUT / 'tables.md').write_text('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+if __name__ == '__main__':
+    cmd = sys.argv[1] if len(sys.argv) > 1 else 'report'
+    if cmd == 'digits': run('digits', *sys.argv[2:4])
+    elif cmd == 'fashion': run('fashion_mnist', *sys.argv[2:4])
+    elif cmd == 'report': report()
+    else: sys.exit(__doc__)
