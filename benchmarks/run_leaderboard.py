@@ -118,15 +118,18 @@ def report():
                   'For each method, the mean over seeds of (method − reference) on the same seed, in points; `✓` when it',
                   'exceeds the seed spread (the larger of the two methods\' standard deviations over seeds). A method meets',
                   "the issue's goal when all 16 cells of its row (2 datasets × 4 settings × Tail/All, against LA-CE and LTKD) are ✓.", '']
-        piv = h.assign(cell=[f"{d:+.1f}{' ✓' if ok else ''}" for d, ok in zip(h['diff'], h['holds'])],
-                       col_=[f"{ds[:3]} {st} {c}" for ds, st, c in zip(h['dataset'], h['setting'], h['col'])])
+        cols = [(ds, st, c) for ds in DATASETS for st in dict.fromkeys(h['setting']) for c in ('tail', 'all')
+                if ((h['dataset'] == ds) & (h['setting'] == st) & (h['col'] == c)).any()]
+        head = ['Method', 'holds'] + [f"{ds.split('_')[0]} {st} {c.capitalize()}" for ds, st, c in cols]
         for ref in REFS:
-            p = piv[piv['ref'] == ref].pivot_table(index='method', columns='col_', values='cell', aggfunc='first')
-            cnt = piv[piv['ref'] == ref].groupby('method')['holds'].agg(['sum', 'count'])
-            p = p.reindex([m for m in piv['method'].unique() if m in p.index])
-            p.insert(0, 'holds', [f"{cnt.loc[m, 'sum']}/{cnt.loc[m, 'count']}" for m in p.index])
-            p.index = [row_label(m) for m in p.index]
-            lines += [f'Against {row_label(ref)}:', '', p.to_markdown(), '']
+            hr = h[h['ref'] == ref]
+            rows = []
+            for m in dict.fromkeys(hr['method']):
+                hm = hr[hr['method'] == m].set_index(['dataset', 'setting', 'col'])
+                cells = [f"{hm.loc[k, 'diff']:+.1f}{' ✓' if hm.loc[k, 'holds'] else ''}" if k in hm.index else '' for k in cols]
+                rows.append([row_label(m), f"{int(hm['holds'].sum())}/{len(hm)}"] + cells)
+            lines += [f'Against {row_label(ref)}:', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+            lines += ['| ' + ' | '.join(r) + ' |' for r in rows] + ['']
         _fig(all_runs, OUT / 'leaderboard.png')
         lines += ['![Tail and All accuracy per method and setting](leaderboard.png)', '']
     (OUT / 'tables.md').write_text('\n'.join(lines) + '\n')

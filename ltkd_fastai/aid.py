@@ -24,7 +24,7 @@ from .longtail import class_groups, group_names
 from .metrics import group_metrics
 from .models import get_model
 from .checkpoints import load_teacher, align_classes, model_arch
-from .distill import check_widths, resolve_groups
+from .distill import check_widths, resolve_groups, TrainLossSwap
 
 # %% auto #0
 __all__ = ['aid_class_terms', 'AIDCallback', 'aid_learner', 'adapt_teacher', 'aid_class_report', 'plot_aid_report']
@@ -78,7 +78,7 @@ def _device(model, default=None):
     if p is None: p = next(iter(model.buffers()), None)
     return default if p is None else p.device
 
-class AIDCallback(Callback):
+class AIDCallback(TrainLossSwap):
     "Train `learn.model` (a teacher copy) on `CE + strength * inner-class(reference -> model)`; report KD's split on validation"
     order,run_valid = 20,True  # after MixedPrecision (10), before Recorder (50); also runs the reference in validation
     _stateattrs = ('reference', '_ref', '_val', '_vsplit', '_ref_flags')
@@ -90,6 +90,7 @@ class AIDCallback(Callback):
                 ):
         if not isinstance(reference, nn.Module): raise ValueError(f"`reference` must be an nn.Module, got {type(reference).__name__}")
         if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0): raise ValueError(f"T must be a positive number, got {T!r}")
+        super().__init__()
         self.reference,self.strength,self.T = reference,_check_strength(strength),float(T)
         self.old_lf,self._log_mets,self._ref_flags = None,L(),None
         self._ref,self._val,self._vsplit = None,[],None
@@ -112,13 +113,8 @@ class AIDCallback(Callback):
 
     def before_train(self):
         if self.reference is None: raise ValueError("this AIDCallback has no reference student: set `learn.aid.reference` first")
-        if self.learn.loss_func != self.lf: self.old_lf,self.learn.loss_func = self.learn.loss_func,self.lf
+        super().before_train()   # the loss swap (`TrainLossSwap`): `lf` in training phases only
 
-    def _restore(self):
-        if self.old_lf is not None and self.learn.loss_func == self.lf: self.learn.loss_func = self.old_lf
-
-    def after_train(self): self._restore()
-    def after_cancel_train(self): self._restore()
     def after_fit(self): self._end_fit()
     def after_cancel_fit(self): self._end_fit()
 
@@ -147,6 +143,7 @@ class AIDCallback(Callback):
         if not (self.training and self.strength): return loss
         y = _plain(yb[0]).reshape(-1)
         return loss + self.strength * aid_decomposition(_plain(pred).float(), self._ref, y, self.T)[2]
+    train_loss = lf
 
     def _val_terms(self):
         if self._vsplit is None:

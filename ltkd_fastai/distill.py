@@ -36,8 +36,8 @@ from .features import FeatureCapture, feature_layers, check_layers, match_by_siz
 # %% auto #0
 __all__ = ['CONTEXT', 'METHODS', 'DistillMethod', 'register_method', 'distill_method', 'get_method', 'hint_layers',
            'review_layers', 'last_layers', 'warmup_factor', 'method_config', 'GroupStats', 'random_augmentations',
-           'DistillCallback', 'check_cacheable', 'teacher_logits', 'class_counts_of', 'resolve_groups', 'check_widths',
-           'distill_learner']
+           'TrainLossSwap', 'TermLogger', 'TeacherRunner', 'DistillCallback', 'check_cacheable', 'teacher_logits',
+           'class_counts_of', 'resolve_groups', 'check_widths', 'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
 # What the callback can give a method's loss, by parameter name (after the student logits `s`)
@@ -408,11 +408,143 @@ class _IdxRecorder:
         idx = self.idxs[self.pos:self.pos + n]; self.pos += n
         return idx
 
+# %% ../nbs/05_distill.ipynb #0dd11a2d
+class TrainLossSwap(Callback):
+    "Train with `train_loss`, and put the learner's own loss back after every training phase and on every way out of a fit"
+    order,run_valid = 20,False   # fastai's `MixHandler` swap: validation, `get_preds` and `predict` keep the learner's loss
+    def __init__(self, train_loss=None, # The loss of the training phases; a subclass may define a method `train_loss` instead
+                ):
+        if train_loss is not None: self.train_loss = train_loss
+        self.old_lf = None
+
+    def before_fit(self): self._restore()   # leftovers of a fit that ended with an error (fastai then skips every `after_*`)
+
+    def before_train(self):
+        if self.learn.loss_func != self.train_loss: self.old_lf,self.learn.loss_func = self.learn.loss_func,self.train_loss
+
+    def _restore(self):
+        "Put the learner's own loss function back (if it is still the swapped one)"
+        if self.old_lf is not None and self.learn.loss_func == self.train_loss: self.learn.loss_func = self.old_lf
+
+    def after_train(self): self._restore()
+    def after_cancel_train(self): self._restore()
+    def after_cancel_fit(self): self._restore()
+    def after_fit(self): self._restore()
+
+class TermLogger:
+    "Averages of named loss terms over a training epoch (weighted by batch size), shown as columns of fastai's table"
+    def __init__(self, names:list, # The terms' names, one column each
+                ):
+        self.names,self.mets,self.learn = list(names),L(),None
+        self.reset()
+
+    def reset(self):
+        "Start a new epoch"
+        self._sums,self._count = {},0
+
+    def add(self, parts:dict, # Term name -> detached value of this batch
+            bs:int, # Batch size
+           ):
+        "Add one batch's terms"
+        for k, v in parts.items(): self._sums[k] = self._sums.get(k, 0.) + v * bs
+        self._count += bs
+
+    def value(self, name:str)->float:
+        "The epoch's average of `name` (NaN before any batch, and in the validation columns)"
+        if self.learn is not None and getattr(self.learn.recorder, 'train_metrics', False) and not self.learn.training: return float('nan')
+        if not self._count or name not in self._sums: return float('nan')
+        return float(self._sums[name] / self._count)
+
+    def attach(self, learn:Learner):
+        "Add one `ValueMetric` column per term to `learn.metrics` (for this fit)"
+        self.learn = learn
+        self.mets = L(ValueMetric(partial(self.value, n), n) for n in self.names)
+        learn.metrics = L(learn.metrics) + self.mets
+
+    def detach(self):
+        "Remove the columns again"
+        if self.learn is not None and len(self.mets):
+            self.learn.metrics = L(m for m in self.learn.metrics if not any(m is o for o in self.mets))
+        self.mets,self.learn = L(),None
+
+    def __getstate__(self): return dict(names=self.names, mets=L(), learn=None, _sums={}, _count=0)
+
+class TeacherRunner:
+    "The frozen teacher of a fit: on the student's device, in eval mode, without gradient, with an optional logit cache"
+    def __init__(self, teacher:nn.Module=None, # The teacher (None: set it later, e.g. after `load_learner`)
+                 cache:bool=False, # Compute the teacher's logits once per training item and reuse them
+                 channels_last:bool=False, # Channels-last memory format for the teacher and its inputs
+                ):
+        self.teacher,self.cache,self.channels_last = teacher,cache,channels_last
+        self._table_key = None
+        self._reset()
+
+    def _reset(self):
+        self.table = self._table_y = self._idx_rec = self._cache_dl = self._flags = None
+
+    def __getstate__(self):  # the teacher and its cache never travel with a pickled or exported learner
+        return dict(teacher=None, cache=self.cache, channels_last=self.channels_last, _table_key=None)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._reset()
+
+    def start(self, learn:Learner, # The learner whose fit begins
+              dev=None, # The student's device
+             ):
+        "Before a fit: move and freeze the teacher (remembering its flags) and, with `cache`, fill or reuse the logit cache"
+        if self.cache: check_cacheable(learn)
+        t = self.teacher.to(dev)
+        if self.channels_last: t.to(memory_format=torch.channels_last)
+        self._flags = (t.training, [p.requires_grad for p in t.parameters()])
+        _freeze(t)
+        if self.cache: self._start_cache(learn.dls.train)
+
+    def train(self):
+        "Before each training phase: the teacher in eval mode (a user callback may have switched it)"
+        self.teacher.eval()
+
+    def cached(self, yb)->Tensor|None:
+        "The cached teacher logits of this batch (checked against its labels), or None without a cache"
+        if self._idx_rec is None: return None
+        idx = torch.as_tensor(self._idx_rec.take(find_bs(yb)), device=self.table.device)
+        if not torch.equal(self._table_y[idx], _plain(yb[0]).reshape(-1).to(self._table_y.device)):
+            raise RuntimeError("teacher-logit cache: cached labels differ from the batch's labels; "
+                               "the training pipeline reorders or changes items, use cache_teacher=False")
+        return self.table[idx]
+
+    def __call__(self, xb)->Tensor:
+        "The teacher's logits of the inputs `xb`, without gradient"
+        with torch.no_grad(): return self.teacher(*[_plain(x) for x in xb])
+
+    def stop(self):
+        "After a fit (also one that failed): the teacher's own flags back, the cache's index recorder removed"
+        if self._flags is not None and self.teacher is not None:
+            training, rg = self._flags
+            for p, r in zip(self.teacher.parameters(), rg): p.requires_grad_(r)
+            self.teacher.train(training)
+        self._flags = None
+        if self._idx_rec is not None:
+            dl = self._cache_dl
+            if dl.__dict__.get('get_idxs') is self._idx_rec: del dl.__dict__['get_idxs']
+            self._idx_rec,self._cache_dl = None,None
+
+    def _start_cache(self, dl):
+        full = whole_dl(dl)  # under DDP each process caches the whole training set once, then reads its own batches
+        key = (id(full.dataset), full.n, self.channels_last, id(self.teacher))
+        if self.table is None or self._table_key != key:
+            self.table, self._table_y = teacher_logits(self.teacher, full, channels_last=self.channels_last)
+            self._table_key = key
+        self._idx_rec = _IdxRecorder(dl.get_idxs)
+        self._cache_dl = dl
+        dl.get_idxs = self._idx_rec
+
+
 # %% ../nbs/05_distill.ipynb #74e056b1
-class DistillCallback(Callback):
+class DistillCallback(TrainLossSwap):
     "Train on `ce_weight*CE + weight*distillation` against a frozen `teacher`; validation keeps the plain loss"
     order,run_valid = 20,False  # after MixUp-style callbacks and MixedPrecision (10), before Recorder (50)
-    _stateattrs = ('teacher', 'connector', '_caps', '_table', '_table_y', '_t', '_groups_dev', '_log_prior_dev', '_counts_dev', '_idx_rec', '_cache_dl', '_parts', '_teacher_flags')
+    _stateattrs = ('connector', '_caps', '_t', '_groups_dev', '_log_prior_dev', '_counts_dev', '_parts')
 
     def __init__(self,
                  teacher:nn.Module=None, # Frozen teacher (not needed by 'ce' and 'la')
@@ -427,6 +559,7 @@ class DistillCallback(Callback):
                  connector:nn.Module=None, # The method's trainable module (trained with the student, never part of it)
                  **kwargs, # Overrides of the method's defaults (`T`, `alpha`, ..., `ce_weight`, `weight`, `warmup`)
                 ):
+        super().__init__()
         self.spec = get_method(method)
         cfg = method_config(method, **kwargs)
         self.method,self.ce_weight,self.weight,self.warmup,self.hparams = method,cfg['ce_weight'],cfg['weight'],cfg['warmup'],cfg['hparams']
@@ -443,7 +576,7 @@ class DistillCallback(Callback):
         if 'connector' in ins and not isinstance(connector, nn.Module): raise ValueError(f"method {method!r} needs its `connector` module")
         self.features = None if features is None else (list(features[0]), list(features[1]))
         self.connector = connector
-        self.teacher = teacher
+        self.runner = TeacherRunner(teacher, cache_teacher, channels_last)
         self.groups = None if groups is None else torch.as_tensor(groups, dtype=torch.long)
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
         self.cache_teacher,self.channels_last = cache_teacher,channels_last
@@ -451,23 +584,28 @@ class DistillCallback(Callback):
         self._rebalances = 'group_sums' in self.spec.inputs
         if group_stats != 'batch' and not self._rebalances:
             raise ValueError(f"group_stats={group_stats!r} applies to methods whose loss takes `group_sums` (LTKD's), not {method!r}")
-        self.old_lf,self._active,self._pending,self._log_mets,self.term_weight = None,False,False,L(),self.weight
+        self.logger = TermLogger(self.log_names)
+        self._active,self._pending,self._logging,self.term_weight = False,False,False,self.weight
         self._init_state()
 
     def _init_state(self):
-        self._table = self._table_y = self._table_key = self._t = self._idx_rec = self._cache_dl = None
-        self._groups_dev = self._log_prior_dev = self._counts_dev = None
-        self._parts,self._teacher_flags,self._caps = {},None,None
+        self._t = self._groups_dev = self._log_prior_dev = self._counts_dev = None
+        self._parts,self._caps = {},None
         if not hasattr(self, 'connector'): self.connector = None
-        self._sums,self._count = {},0
-        if not hasattr(self, 'teacher'): self.teacher = None
 
-    def __getstate__(self):  # the teacher and its cache never travel with the learner (`export`, pickling)
+    def __getstate__(self):  # the teacher (in `runner`), the connector and the fit's state never travel with the learner
         return {k: v for k, v in self.__dict__.items() if k not in self._stateattrs + ('_state',)}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._init_state()
+
+    @property
+    def teacher(self)->nn.Module:
+        "The teacher (None after `load_learner`): set it to train again"
+        return self.runner.teacher
+    @teacher.setter
+    def teacher(self, m): self.runner.teacher = m
 
     @property
     def config(self)->dict:
@@ -486,21 +624,14 @@ class DistillCallback(Callback):
         # `get_preds`/`predict`/`validate` also run `before_fit`: without a teacher (a loaded or exported student) the
         # callback stays inert until a training phase starts, and refuses only that (`before_train`)
         uses_t = self.spec.uses_teacher and self.teacher is not None
-        if self.cache_teacher and uses_t: check_cacheable(self.learn)
         dev = _device(self.learn.model, getattr(self.dls, 'device', None))
         if self.channels_last: self.learn.model.to(memory_format=torch.channels_last)
-        if uses_t:
-            self.teacher.to(dev)
-            if self.channels_last: self.teacher.to(memory_format=torch.channels_last)
-            # frozen for the fit; the teacher's own flags come back after it (its Learner can still train or export it)
-            self._teacher_flags = (self.teacher.training, [p.requires_grad for p in self.teacher.parameters()])
-            _freeze(self.teacher)
+        if uses_t: self.runner.start(self.learn, dev)  # frozen for the fit; its own flags come back after it
         if self.groups is not None: self._groups_dev = self.groups.to(dev)
         if self.class_counts is not None:
             cnt = torch.tensor(self.class_counts, dtype=torch.float32).clamp_min(1.)  # a class never seen gets a count of 1
             self._counts_dev = cnt.to(dev)
             self._log_prior_dev = (cnt / cnt.sum()).log().to(dev)
-        if self.cache_teacher and uses_t: self._start_cache()
         if uses_t and self._rebalances: self._start_group_stats()
         if uses_t and self.features is not None:  # hooks only for the fit, removed on every way out (`_end_fit`)
             self._caps = (FeatureCapture(_bare(self.learn.model), self.features[0]),
@@ -508,8 +639,8 @@ class DistillCallback(Callback):
             for c in self._caps: c.active = False
         if self.connector is not None: self.connector.to(dev)
         if self.spec.uses_teacher and not uses_t: return  # inert: no term columns either
-        self._log_mets = L(ValueMetric(partial(self._term_avg, n), n) for n in self.log_names)
-        self.learn.metrics = L(self.learn.metrics) + self._log_mets
+        self.logger.names = self.log_names
+        self.logger.attach(self.learn)
 
     def _start_group_stats(self):
         gs, dl, T = self.group_stats, whole_dl(self.dls.train), self.hparams.get('T', 4.)
@@ -520,25 +651,25 @@ class DistillCallback(Callback):
                           f"to estimate {G} groups (a batch of 1 makes the rebalanced teacher uniform over the groups): "
                           "use group_stats='ema' or 'dataset', or larger batches")
         if gs.kind == 'dataset':
-            batches = [self._table] if self._table is not None else (t for t, _ in _teacher_batches(self.teacher, dl, self.channels_last))
+            batches = [self.runner.table] if self.runner.table is not None else (
+                t for t, _ in _teacher_batches(self.teacher, dl, self.channels_last))
             gs.fit_dataset(batches, self._groups_dev, T, key=(id(dl.dataset), dl.n, T, id(self.teacher)))
 
     def before_train(self):
         if self.spec.uses_teacher and self.teacher is None:
             raise ValueError("this DistillCallback has no teacher (teachers are not saved or exported with the student): "
                              "set `learn.distill.teacher = model` before training; predict, get_preds and validate need none")
-        if self.learn.loss_func != self.lf: self.old_lf,self.learn.loss_func = self.learn.loss_func,self.lf
+        super().before_train()   # the loss swap
         self._active = True
-        if self.teacher is not None: self.teacher.eval()
+        if self.teacher is not None: self.runner.train()
         self.term_weight = self.weight * warmup_factor(self.epoch, self.warmup)
         if self._caps is not None:
             for c in self._caps: c.active = True
         if self.connector is not None: self.connector.train()
-        self._sums,self._count = {},0
+        self.logger.reset()
 
     def _restore(self):
-        "Put the learner's own loss function back"
-        if self.old_lf is not None and self.learn.loss_func == self.lf: self.learn.loss_func = self.old_lf
+        super()._restore()
         self._active = self._pending = False
 
     def after_train(self):
@@ -546,21 +677,13 @@ class DistillCallback(Callback):
         if self._caps is not None:
             for c in self._caps: c.active = False; c.clear()
         if self.connector is not None: self.connector.eval()
-    def after_cancel_train(self): self._restore()
     def after_cancel_fit(self): self._end_fit()
     def after_fit(self): self._end_fit()
 
     def _end_fit(self):
         self._restore()
-        if self._teacher_flags is not None and self.teacher is not None:
-            training, rg = self._teacher_flags
-            for p, r in zip(self.teacher.parameters(), rg): p.requires_grad_(r)
-            self.teacher.train(training)
-        self._teacher_flags = None
-        if len(self._log_mets):
-            self.learn.metrics = L(m for m in self.learn.metrics if not any(m is o for o in self._log_mets))
-            self._log_mets = L()
-        self._stop_cache()
+        self.runner.stop()
+        self.logger.detach()
         if self._caps is not None:
             for c in self._caps: c.remove()
         self._caps,self._t = None,None
@@ -570,17 +693,10 @@ class DistillCallback(Callback):
         if self.channels_last:
             self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if isinstance(x, Tensor) and x.ndim == 4 else x
                                   for x in self.xb)
-        self._t = None
-        if self._idx_rec is not None:
-            idx = torch.as_tensor(self._idx_rec.take(find_bs(self.yb)), device=self._table.device)
-            if not torch.equal(self._table_y[idx], _plain(self.yb[0]).reshape(-1).to(self._table_y.device)):
-                raise RuntimeError("teacher-logit cache: cached labels differ from the batch's labels; "
-                                   "the training pipeline reorders or changes items, use cache_teacher=False")
-            self._t = self._table[idx]
+        self._t = self.runner.cached(self.yb) if self.spec.uses_teacher and self.teacher is not None else None
 
     def after_pred(self):
-        if self.spec.uses_teacher and self._t is None:
-            with torch.no_grad(): self._t = self.teacher(*[_plain(x) for x in self.xb])
+        if self.spec.uses_teacher and self._t is None: self._t = self.runner(self.xb)
         if self._t is not None and self.group_stats.kind == 'ema': self.group_stats.update(self._t, self._groups_dev, self.hparams.get('T', 4.))
         self._pending = True  # `lf` distills this batch's prediction, once
 
@@ -608,6 +724,7 @@ class DistillCallback(Callback):
                 loss = w * term if loss is None else loss + w * term
         self._parts = parts
         return loss
+    train_loss = lf   # what `TrainLossSwap` puts in place for the training phases
 
     def _input(self, name, yb):
         "What the method's loss named, from the fit's state (see `CONTEXT`)"
@@ -620,33 +737,8 @@ class DistillCallback(Callback):
                     connector=self.connector, student=_bare(self.learn.model), teacher=self.teacher)[name]
 
     def after_loss(self):
-        if not self._active: return
-        bs = find_bs(self.yb)
-        for k, v in getattr(self, '_parts', {}).items(): self._sums[k] = self._sums.get(k, 0.) + v * bs
-        self._count += bs
+        if self._active: self.logger.add(self._parts, find_bs(self.yb))
 
-    def _term_avg(self, name):
-        if getattr(self.learn.recorder, 'train_metrics', False) and not self.training: return float('nan')
-        if not self._count or name not in self._sums: return float('nan')
-        return (self._sums[name] / self._count).item()
-
-    # ---- teacher-logit cache
-    def _start_cache(self):
-        dl = self.dls.train
-        full = whole_dl(dl)  # under DDP each process caches the whole training set once, then reads its own batches
-        key = (id(full.dataset), full.n, self.channels_last)
-        if self._table is None or self._table_key != key:
-            self._table, self._table_y = teacher_logits(self.teacher, full, channels_last=self.channels_last)
-            self._table_key = key
-        self._idx_rec = _IdxRecorder(dl.get_idxs)
-        self._cache_dl = dl
-        dl.get_idxs = self._idx_rec
-
-    def _stop_cache(self):
-        if self._idx_rec is None: return
-        dl = self._cache_dl
-        if dl.__dict__.get('get_idxs') is self._idx_rec: del dl.__dict__['get_idxs']
-        self._idx_rec,self._cache_dl = None,None
 
 # %% ../nbs/05_distill.ipynb #69516299
 def check_cacheable(learn:Learner): # A `Learner` whose training teacher logits would be cached
@@ -857,6 +949,17 @@ def _feature_setup(spec, student, teacher, xb, student_layers=None, teacher_laye
 # %% ../nbs/05_distill.ipynb #25ecffa4
 _LEARNER_ARGS = set(inspect.signature(Learner.__init__).parameters) - {'self', 'dls', 'model', 'metrics'}
 
+def _compile_kwargs(torch_compile):
+    "None (no compilation), or the keyword arguments of `torch.compile` from `distill_learner(torch_compile=)`"
+    if torch_compile is False or torch_compile is None: return None
+    if torch_compile is True: return {}
+    if isinstance(torch_compile, dict):
+        ok = set(inspect.signature(torch.compile).parameters) - {'model'}
+        bad = [k for k in torch_compile if k not in ok]
+        if bad: raise ValueError(f"torch_compile: {bad} are not arguments of torch.compile; it takes {sorted(ok)}")
+        return dict(torch_compile)
+    raise ValueError(f"torch_compile must be True, False or a dict of torch.compile arguments, got {torch_compile!r}")
+
 @delegates(Learner.__init__, keep=True, but=['dls', 'model', 'metrics'])
 def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                     teacher, # Teacher: nn.Module, Learner, zoo/timm name or checkpoint path (`None` for 'ce', 'la')
@@ -875,6 +978,7 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                     student_layers=None, # Student layer names for feature methods (default: chosen by the method, by spatial size)
                     teacher_layers=None, # Teacher layer names for feature methods (default: matched to the student's)
                     reorder_classes:bool=False, # Permute the teacher's outputs to the data's class order when it has the same classes in another order
+                    torch_compile=False, # `torch.compile` student and teacher in place (`nn.Module.compile`): True, or a dict of its arguments
                     **kwargs, # The method's hyperparameters (`T`, `alpha`, `ce_weight`, ...) and `Learner` arguments
                    )->Learner:
     "A `Learner` that distills `teacher` into `student` with `method`; validation loss is the student's plain CE"
@@ -897,6 +1001,7 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
     if teacher is not None and teacher is student: raise ValueError("teacher and student are the same module")
     if spec.teacher_stage is not None and teacher is not None: teacher = spec.teacher_stage(teacher, dls, student)
     check_widths(dls, n_out, xb, student=student, teacher=teacher)
+    ckw = _compile_kwargs(torch_compile)
     t_arch = model_arch(_bare(teacher)) if teacher is not None else None
     kwargs = {**spec.pair_defaults.get((t_arch, arch), {}), **kwargs}  # the paper's per-pair settings, user's first
     feats, conn = None, None
@@ -915,6 +1020,9 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
         lkw['splitter'] = _DistillSplitter(lkw.get('splitter', trainable_params), cb)
         student.register_state_dict_post_hook(_ConnectorSave(cb))
         student.register_load_state_dict_pre_hook(_ConnectorLoad(cb))
+    if ckw is not None:   # in place, after the feature hooks' dry run: state_dict keys, `save`/`export` stay those of the plain module
+        for m in (student, teacher):
+            if m is not None: m.compile(**ckw)
     learn = Learner(dls, student, loss_func=lkw.pop('loss_func', None) or CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **lkw)
     if cache_teacher and spec.uses_teacher: check_cacheable(learn)
     learn.distill_config, learn.groups, learn.class_counts, learn.arch = cb.config, groups, counts, arch

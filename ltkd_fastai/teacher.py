@@ -21,7 +21,7 @@ from fastai.optimizer import SGD
 from .losses import balanced_softmax_loss
 from .metrics import group_metrics
 from .models import get_model
-from .distill import resolve_groups, check_widths, _sample_input, _in_chans_of
+from .distill import resolve_groups, check_widths, _sample_input, _in_chans_of, TrainLossSwap
 from .checkpoints import save_teacher, load_teacher, model_arch
 
 # %% auto #0
@@ -49,21 +49,10 @@ class BalancedSoftmaxLoss(nn.Module):
     def activation(self, x): return F.softmax(x, dim=-1)   # predictions use the raw logits
     def decodes(self, x): return x.argmax(dim=-1)
 
-class TrainLoss(Callback):
-    "Train with `train_loss`, keep the learner's own loss for validation and predictions (the swap of fastai's `MixHandler`)"
-    order, run_valid = 20, False
+class TrainLoss(TrainLossSwap):
+    "Train with `train_loss`, keep the learner's own loss for validation and predictions (`distill.TrainLossSwap`)"
     def __init__(self, train_loss): # The loss of the training phases, e.g. `BalancedSoftmaxLoss(counts)`
-        self.train_loss, self.old_lf = train_loss, None
-
-    def before_train(self):
-        if self.learn.loss_func is not self.train_loss: self.old_lf, self.learn.loss_func = self.learn.loss_func, self.train_loss
-
-    def _restore(self):
-        if self.learn.loss_func is self.train_loss: self.learn.loss_func = self.old_lf
-
-    def after_train(self): self._restore()
-    def after_cancel_train(self): self._restore()
-    def after_cancel_fit(self): self._restore()
+        super().__init__(train_loss)
 
 # %% ../nbs/06_teacher.ipynb #6f44afb2
 @delegates(Learner.__init__, keep=True, but=['dls', 'model', 'metrics'])

@@ -219,10 +219,12 @@ def test_pickle_drops_teacher_and_cache():
     learn = distill_learner(dls, net(0), net(1), 'kd', cache_teacher=True)
     quiet_fit(learn)
     cb = learn.distill
-    assert cb._table is not None
-    state = cb.__getstate__()
-    assert not {'teacher', '_table', '_table_y', '_cache_dl'} & {k for k, v in state.items() if v is not None}
-    assert cb.teacher is not None  # the live callback keeps them
+    assert cb.runner.table is not None
+    state = pickle.loads(pickle.dumps(cb)).__dict__
+    runner = state['runner']
+    assert runner.teacher is None and runner.table is None and runner._idx_rec is None
+    assert not {'connector', '_caps', '_t'} & {k for k, v in state.items() if v is not None}
+    assert cb.teacher is not None and cb.runner.table is not None  # the live callback keeps them
 
 
 def test_cache_is_reused_across_fits_and_rebuilt_for_new_data():
