@@ -9,7 +9,7 @@ from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
 from fastai.data.core import Datasets
 from fastai.data.transforms import ItemGetter
-from fastai.learner import Learner, Recorder
+from fastai.learner import Learner, Recorder, load_learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import set_seed
 
@@ -310,3 +310,20 @@ def test_long_tailed_baselines_train_on_their_paper_formula(method):
     else:                   # 0.1 CE(s + log pi) + 0.9 T^2 KL(p_T || softmax((s + log pi)/T)), T = 4
         ref = 0.1 * ce(s + log_pi) + 0.9 * 16 * _kl64(sm(t, 4.), sm(s + log_pi, 4.))
     assert loss == pytest.approx(ref, rel=1e-5)
+
+
+# ---------------------------------------------------------------- torch.compile
+def test_torch_compile_inductor_trains_like_eager(tmp_path):
+    "The default (inductor) backend, which compiles C++ here (about 30 s): the same losses as the plain fit (float32 tolerance), plain state_dict keys, export and reload"
+    def fit(**kw):
+        learn = distill_learner(make_dls(), net(0), net(1), 'ltkd', **kw)
+        quiet_fit(learn, 2)
+        return learn, torch.tensor([float(v) for v in learn.recorder.losses])
+    plain, a = fit()
+    comp, b = fit(torch_compile=True)
+    assert comp.model._compiled_call_impl is not None and comp.distill.teacher._compiled_call_impl is not None
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * float(a.abs().max()))
+    assert list(comp.model.state_dict()) == list(plain.model.state_dict())
+    comp.export(tmp_path / 's.pkl')
+    back = load_learner(tmp_path / 's.pkl')
+    torch.testing.assert_close(back.get_preds(dl=comp.dls.valid)[0], comp.get_preds()[0])
