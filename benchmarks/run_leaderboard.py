@@ -4,6 +4,7 @@
     python benchmarks/run_leaderboard.py fashion 100 random  # one Fashion-MNIST-LT setting (settings can run in parallel)
     python benchmarks/run_leaderboard.py fashion             # the 4 Fashion-MNIST-LT settings
     python benchmarks/run_leaderboard.py report              # tables, the paired "what holds" table, figure -> tables.md
+    python benchmarks/run_leaderboard.py explore             # digits-LT only: LTKD+LA-CE weights, DiVE's balanced teacher
 
 Every finished run is kept in `benchmarks/results/leaderboard/<dataset>/runs.csv`, so an interrupted command resumes.
 The teachers are retrained when their checkpoint (not committed: `*.pth`) is missing; their training is deterministic
@@ -46,6 +47,24 @@ def run(name, imb=None, order=None):
         if imb is not None and (int(imb), order) != (imb_, order_): continue
         run_experiment(imb=imb_, class_order=order_, methods=METHODS, seeds=SEEDS, tag=tag(imb_, order_),
                        posthoc=POSTHOC, figures=False, out=OUT / name, **DATASETS[name])
+
+
+# What was tried after the leaderboard, on digits-LT (minutes): is there a weighting of LTKD + LA-CE that keeps LA-CE's
+# tail (the teacher terms at lower weight, or within-group only), and does a balanced-softmax teacher (DiVE's) help?
+EXPLORE_VARIANTS = {'ltkd_la_w1': ('ltkd_la', dict(alpha=0., beta=1.)), 'ltkd_la_w3': ('ltkd_la', dict(alpha=0., beta=3.)),
+                    'ltkd_la_c1w1': ('ltkd_la', dict(alpha=1., beta=1.))}
+EXPLORE_LABELS = {'ltkd_la_w1': 'LTKD + LA-CE (alpha 0, beta 1)', 'ltkd_la_w3': 'LTKD + LA-CE (alpha 0, beta 3)',
+                  'ltkd_la_c1w1': 'LTKD + LA-CE (alpha 1, beta 1)'}
+
+
+def explore():
+    from ltkd_fastai import experiment as E
+    E.VARIANTS.update(EXPLORE_VARIANTS); E.ROW_LABELS.update(EXPLORE_LABELS)
+    for imb, order in [(100, 'label'), (100, 'random'), (10, 'label'), (10, 'random')]:
+        base = dict(imb=imb, class_order=order, seeds=SEEDS, figures=False, quiet=True, **DATASETS['digits'])
+        run_experiment(methods=['la', 'ltkd'] + list(EXPLORE_VARIANTS), tag=tag(imb, order), out=OUT / 'explore' / 'digits', **base)
+        run_experiment(methods=['la', 'kd', 'ltkd', 'ltkd_la', 'dive', 'la_kd'], teacher_loss='balanced_softmax', posthoc=True,
+                       tag=f'bs_{tag(imb, order)}', out=OUT / 'explore' / 'digits_bs', **base)
 
 
 def _per_seed(runs, method, col):
@@ -141,4 +160,5 @@ if __name__ == '__main__':
     if cmd == 'digits': run('digits', *sys.argv[2:4])
     elif cmd == 'fashion': run('fashion_mnist', *sys.argv[2:4])
     elif cmd == 'report': report()
+    elif cmd == 'explore': explore()
     else: sys.exit(__doc__)
