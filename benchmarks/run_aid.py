@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/run_aid.py digits    # digits-LT: teacher sizes, strength sweep, methods +/- AID
     OMP_NUM_THREADS=1 python benchmarks/run_aid.py fashion   # Fashion-MNIST-LT (Debian's dataset-fashion-mnist): teacher sizes
+    OMP_NUM_THREADS=1 python benchmarks/run_aid.py digits_bal    # the same on balanced splits of the same size (the paper's case)
+    OMP_NUM_THREADS=1 python benchmarks/run_aid.py fashion_bal
     python benchmarks/run_aid.py report                      # tables and figures -> benchmarks/results/aid/
 
 Every finished run is appended to benchmarks/results/aid/runs.csv (teachers and their adaptation to teachers.csv), so an
@@ -39,6 +41,10 @@ CONFIG = {
     'fashion': dict(teachers=['resnet8', 'resnet14'], teacher_epochs=25, epochs=15, strengths={}, methods=[],
                     methods_teacher=None, control='resnet8'),
 }
+# The paper's setting is balanced: the same sweeps on balanced splits of the same size (digits 50 x 10 = 500 images,
+# Fashion-MNIST 74 x 10 = 740), the same test sets, teachers and schedules
+CONFIG['digits_bal'] = dict(CONFIG['digits'], methods=[], methods_teacher=None, control=None)
+CONFIG['fashion_bal'] = dict(CONFIG['fashion'], control=None)
 LR, BS, AID_STRENGTH = 1e-2, 64, 1.
 RUN_COLS = ['key', 'dataset', 'part', 'teacher', 'method', 'aid', 'strength', 'seed', 'head', 'medium', 'tail', 'all',
             'time_s', 'epochs']
@@ -49,10 +55,12 @@ TEACHER_COLS = ['key', 'dataset', 'teacher', 'params', 'strength', 'acc', 'cw', 
 def build_dls(dataset):
     from ltkd_fastai.data import digits_lt, arrays_lt, find_fashion_mnist, read_fashion_mnist, FASHION_MNIST_STATS
     if dataset == 'digits': return digits_lt(imb_factor=10, bs=BS, seed=0)
+    if dataset == 'digits_bal': return digits_lt(imb_factor=1., n_max=50, bs=BS, seed=0)
     x_tr, y_tr, x_te, y_te, classes = read_fashion_mnist(find_fashion_mnist(download=False))
     rng = np.random.RandomState(0)
     keep = np.sort(np.concatenate([rng.permutation(np.nonzero(y_te == c)[0])[:100] for c in range(10)]))
-    return arrays_lt(x_tr, y_tr, x_te[keep], y_te[keep], classes, imb_factor=100, n_max=300, bs=BS, seed=0,
+    imb, n_max = (1., 74) if dataset == 'fashion_bal' else (100, 300)
+    return arrays_lt(x_tr, y_tr, x_te[keep], y_te[keep], classes, imb_factor=imb, n_max=n_max, bs=BS, seed=0,
                      stats=FASHION_MNIST_STATS, augment=False, source='fashion-mnist (Debian)')
 
 
@@ -221,6 +229,9 @@ def run(dataset):
 
 
 # ------------------------------------------------------------------------------------------------------ the report
+def _name(ds): return ds.replace('_bal', '') + (' (balanced)' if ds.endswith('_bal') else '-LT')
+
+
 def _fmt(g, col):
     m, s, n = g[col].mean(), g[col].std(ddof=1), len(g)
     return f'{m:.1f} ± {s:.1f}' if n > 1 else f'{m:.1f}'
@@ -237,7 +248,7 @@ def report():
     for ds in runs['dataset'].unique():
         r, t = runs[runs['dataset'] == ds], teach[teach['dataset'] == ds]
         ce = r[r['method'] == 'ce']
-        lines += [f'## {ds}: student accuracy against teacher size', '',
+        lines += [f'## {_name(ds)}: student accuracy against teacher size', '',
                   f'Student trained with CE alone: all {_fmt(ce, "all")}, tail {_fmt(ce, "tail")}.', '',
                   '| Teacher | Params | Teacher acc | AID teacher acc | Inner-class (KD into CE student) | KD all | KD + AID all | '
                   'KD tail | KD + AID tail | Δ all |', '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|']
@@ -263,7 +274,7 @@ def report():
                 ('CE fine-tuning, 5 epochs (control)', r[r['teacher'] == name], t[t['teacher'] == name]),
                 (f'AID, strength {AID_STRENGTH:g}, 5 epochs', r[(r['teacher'] == arch) & (r['strength'] == AID_STRENGTH)],
                  t[(t['teacher'] == arch) & (t['strength'] == AID_STRENGTH)])]
-        lines += [f'## {ds}: control, the teacher fine-tuned with CE alone on the same schedule ({arch} teacher, KD)', '',
+        lines += [f'## {_name(ds)}: control, the teacher fine-tuned with CE alone on the same schedule ({arch} teacher, KD)', '',
                   '| Teacher | Teacher acc | Class-wise | Inner-class | KD tail | KD all |', '|---|---:|---:|---:|---:|---:|']
         for lbl, g, tt in rows:
             if len(g) and len(tt):
@@ -277,7 +288,7 @@ def report():
         for arch, vals in sw.items():
             r = st[(st['dataset'] == ds) & (st['teacher'] == arch)]
             t = teach[(teach['dataset'] == ds) & (teach['teacher'] == arch)]
-            lines += [f'## {ds}: strength sweep ({arch} teacher, KD)', '',
+            lines += [f'## {_name(ds)}: strength sweep ({arch} teacher, KD)', '',
                       '| Strength | Teacher acc | Class-wise | Inner-class | KD head | KD medium | KD tail | KD all |',
                       '|---:|---:|---:|---:|---:|---:|---:|---:|']
             for v in [0.] + vals:
@@ -291,7 +302,7 @@ def report():
         arch = CONFIG[ds]['methods_teacher']
         if arch is None: continue
         r = runs[(runs['dataset'] == ds) & (runs['teacher'].isin([arch, '-']))]
-        lines += [f'## {ds}: distillation methods with and without AID ({arch} teacher, long-tailed split)', '',
+        lines += [f'## {_name(ds)}: distillation methods with and without AID ({arch} teacher, long-tailed split)', '',
                   '| Method | Head | Medium | Tail | All |', '|---|---:|---:|---:|---:|']
         rows = [('Student (CE)', r[r['method'] == 'ce'])]
         for m in ['kd'] + CONFIG[ds]['methods']:
@@ -329,7 +340,7 @@ def report():
         ax.set_xticks(x); ax.set_xticklabels([f'{a}\n{p / 1e3:.0f}k' for a, p in zip(archs, params)])
         ax.set_xlim(-0.5, len(x) - 0.5)
         ax.set_xlabel('teacher (parameters)'); ax.set_ylabel('student accuracy, all (%)')
-        ax.set_title(f'{ds}-LT: cnn_tiny student, mean ± std over 3 seeds'); ax.legend(fontsize=8)
+        ax.set_title(f'{_name(ds)}: cnn_tiny student, mean ± std over 3 seeds'); ax.legend(fontsize=8)
     fig.tight_layout(); fig.savefig(OUT / 'teacher_size.png', dpi=110); plt.close(fig)
     # strength sweep
     for ds in dss:
@@ -345,7 +356,7 @@ def report():
                                 label=f'KD student, {col}', color=c)
             axs[0].set_xticks(range(len(xs))); axs[0].set_xticklabels([f'{v:g}' for v in xs])
             axs[0].set_xlabel('AID strength (0: plain teacher)'); axs[0].set_ylabel('student accuracy (%)')
-            axs[0].set_title(f'{ds}-LT, {arch} -> cnn_tiny (3 seeds)'); axs[0].legend(fontsize=8)
+            axs[0].set_title(f'{_name(ds)}, {arch} -> cnn_tiny (3 seeds)'); axs[0].legend(fontsize=8)
             tt = t.set_index('strength').loc[xs]
             axs[1].plot(range(len(xs)), tt['ic'], 'o-', label='inner-class', color='C1')
             axs[1].plot(range(len(xs)), tt['cw'], 's-', label='class-wise', color='C2')
@@ -371,7 +382,7 @@ def report():
         if not acc: continue
         fig, ax = plt.subplots(figsize=(10, 4))
         plot_group_accuracy(pd.DataFrame(acc).T, pd.DataFrame(err).T, ax=ax,
-                            title=f'{ds}-LT, {arch} -> cnn_tiny: methods with and without AID (mean ± std, 3 seeds)')
+                            title=f'{_name(ds)}, {arch} -> cnn_tiny: methods with and without AID (mean ± std, 3 seeds)')
         fig.tight_layout(); fig.savefig(OUT / f'methods_{ds}.png', dpi=110); plt.close(fig)
     # where the terms sit: the largest digits teacher before / after AID, per class
     ds = 'digits'
@@ -392,6 +403,6 @@ def report():
 
 if __name__ == '__main__':
     what = sys.argv[1] if len(sys.argv) > 1 else 'report'
-    if what in ('digits', 'fashion'): run(what)
+    if what in CONFIG: run(what)
     elif what == 'report': report()
-    else: sys.exit(f'usage: {sys.argv[0]} digits | fashion | report')
+    else: sys.exit(f'usage: {sys.argv[0]} {" | ".join(CONFIG)} | report')
