@@ -218,7 +218,7 @@ PRESETS = {
     'imagenet':      dict(builder='imagenet_lt', imb=10., teacher='resnet34', student='resnet18', epochs=100,
                           teacher_epochs=100, bs=256, lr=0.1, schedule='sgd'),
 }
-DEFAULT_METHODS = ('ce', 'kd', 'dkd', 'dist', 'ltkd')
+DEFAULT_METHODS = ('ce', 'la', 'kd', 'dkd', 'dist', 'ltkd')   # LA: the teacher-free control the leaderboard shows is strongest
 SCHEDULES = ('one_cycle', 'sgd')
 
 # %% ../nbs/07_experiment.ipynb #3b278be0
@@ -592,7 +592,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     a('--teacher', help='teacher architecture, a zoo or timm name (default: per dataset)')
     a('--student', help='student architecture (default: per dataset)')
     a('--methods', nargs='+', default=list(DEFAULT_METHODS),
-      help='methods, space or comma separated (default: ce kd dkd dist ltkd; also la, bkd, dive, la_kd, ltkd_la, ltkd_adj, '
+      help='methods, space or comma separated (default: ce la kd dkd dist ltkd; also bkd, dive, la_kd, ltkd_la, ltkd_adj, '
            'fitnet, reviewkd, catkd, and LTKD rows ltkd_ema, ltkd_dataset, ltkd_biased, ltkd_cross, ltkd_within, ...)')
     a('--seeds', nargs='+', type=int, default=[0, 1, 2], help='student seeds (default: 0 1 2)')
     a('--epochs', type=int, help='student epochs (default: per dataset)')
