@@ -151,6 +151,23 @@ def report():
             lines += ['| ' + ' | '.join(r) + ' |' for r in rows] + ['']
         _fig(all_runs, OUT / 'leaderboard.png')
         lines += ['![Tail and All accuracy per method and setting](leaderboard.png)', '']
+    ex = OUT / 'explore'
+    if (ex / 'digits' / 'runs.csv').exists() or (ex / 'digits_bs' / 'runs.csv').exists():
+        from ltkd_fastai import experiment as E
+        E.ROW_LABELS.update(EXPLORE_LABELS)
+        lines += ['## Exploration on digits-LT (`python benchmarks/run_leaderboard.py explore`)', '']
+        for sub, what in (('digits', 'CE teacher: LTKD + LA-CE at lower teacher weights'),
+                          ('digits_bs', "DiVE's balanced-softmax teacher")):
+            runs = load_runs(ex / sub)
+            if not len(runs): continue
+            runs = posthoc_rows(runs, ['teacher'])
+            for imb, order in SETTINGS:
+                t = tag(imb, order) if sub == 'digits' else f'bs_{tag(imb, order)}'
+                r = runs[runs['tag'] == t]
+                if not len(r): continue
+                keys = [k for k in ['teacher', 'teacher+ph', 'la', 'kd', 'ltkd', 'ltkd_la', 'dive', 'la_kd'] + list(EXPLORE_VARIANTS)
+                        if k in set(r['method'])]
+                lines += [format_table(r, 'markdown', order=keys, title=f'### {what}; gamma {imb}, {order} order'), '']
     (OUT / 'tables.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
