@@ -145,15 +145,17 @@ def report():
               'same process); they are valid samples, not bit-for-bit reproducible by re-running their key.',
               '- `LA` (logit-adjusted cross-entropy, Menon et al.) uses no teacher: it is the long-tail baseline a '
               'distillation method has to beat.',
-              '- Feature methods (FitNet, ReviewKD, CAT-KD; 2026-12-02) ran in the two label-order settings. Their '
-              'teachers had to be retrained (checkpoints are not committed), and in the current package environment '
-              'the same code and seed give a different teacher (gamma 100: 68.8 % overall instead of 71.2 %; running '
-              'the earlier code in this environment reproduces the new teacher, so the change is the environment). '
-              'So that every row of a table comes from one teacher, the label-order settings were re-run whole with '
-              'the retrained teachers; the random-order settings keep their earlier rows and have no feature rows '
-              '(`python benchmarks/run_fashion.py main 100 random` adds them). The alpha/beta, group and ablation sweeps '
-              'were not re-run: their points come from the earlier teacher, while the KD reference line in the sweep '
-              'figures now comes from the re-run KD students, so compare the sweep points with each other, not with that line.', '']
+              '- Feature methods (FitNet, ReviewKD, CAT-KD; 2026-12-02) ran in all four settings. Their teachers had to '
+              'be retrained (checkpoints are not committed), and in the current package environment the same code and '
+              'seed give a different teacher (gamma 100, label order: 68.8 % overall instead of 71.2 %; running the '
+              'earlier code in this environment reproduces the new teacher, so the change is the environment). So that '
+              'every row of a table comes from one teacher, every setting was re-run whole with the retrained teachers. '
+              'In the two random-order settings the teacher and the six base rows are the same runs as those of '
+              '`benchmarks/results/leaderboard` (same configuration keys, same teacher checkpoint; the rows were copied '
+              'from its runs.csv, and the feature rows were trained here against that teacher). The alpha/beta, group '
+              'and ablation sweeps were not re-run: their points come from the earlier teacher, while the KD reference '
+              'line in the sweep figures now comes from the re-run KD students, so compare the sweep points with each '
+              'other, not with that line.', '']
     tm = runs.groupby('method')['time_s'].agg(['count', 'mean', 'sum'])
     parts += ['## Compute', '', f'{len(runs)} runs, {runs["time_s"].sum() / 60:.1f} min of training and evaluation in total '
               '(wall time per run, 1 thread; four benchmark processes ran at once on a 2-core machine shared '
