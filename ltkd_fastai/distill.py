@@ -37,7 +37,7 @@ from .features import FeatureCapture, feature_layers, check_layers, match_by_siz
 __all__ = ['CONTEXT', 'METHODS', 'DistillMethod', 'register_method', 'distill_method', 'get_method', 'hint_layers',
            'review_layers', 'last_layers', 'warmup_factor', 'method_config', 'GroupStats', 'random_augmentations',
            'TrainLossSwap', 'TermLogger', 'TeacherRunner', 'DistillCallback', 'check_cacheable', 'teacher_logits',
-           'class_counts_of', 'resolve_groups', 'check_widths', 'distill_learner']
+           'class_counts_of', 'resolve_groups', 'sample_input', 'input_channels', 'check_widths', 'distill_learner']
 
 # %% ../nbs/05_distill.ipynb #64b840e7
 # What the callback can give a method's loss, by parameter name (after the student logits `s`)
@@ -852,7 +852,9 @@ def _resolve_teacher(teacher, n_out, in_chans=None, weights=None):
         return _build(teacher, n_out, in_chans), None
     raise ValueError(f"`teacher` must be an nn.Module, a Learner, a model name or a checkpoint path, got {type(teacher).__name__}")
 
-def _sample_input(dls):
+def sample_input(dls, # fastai `DataLoaders`
+                )->list|None: # The inputs of one item, each with a batch dimension of 1; None when no batch can be drawn
+    "One input item of `dls` (validation first, unshuffled), for dry runs that find shapes and channels before training"
     dl = getattr(dls, 'valid', None) or dls.train
     try: b = dl.new(bs=2, shuffle=False, drop_last=False).one_batch() if hasattr(dl, 'new') else dl.one_batch()
     except Exception:
@@ -861,7 +863,9 @@ def _sample_input(dls):
     n_inp = getattr(dls, 'n_inp', 1 if len(b) == 1 else len(b) - 1)
     return [_plain(x)[:1] for x in b[:n_inp]]
 
-def _in_chans_of(xb):
+def input_channels(xb:list, # Inputs as `sample_input` returns them
+                  )->int|None: # Channels of the first input if it is an image batch (N, C, H, W), else None
+    "The channel count models built from a name are given (`in_chans`), read from a sample batch"
     x = xb[0] if xb else None
     return int(x.shape[1]) if isinstance(x, Tensor) and x.ndim == 4 else None
 
@@ -871,7 +875,7 @@ def check_widths(dls, # The `DataLoaders` the models will see
                  **models, # Models by role, e.g. `student=m1, teacher=m2`
                 ):
     "Check with one forward pass on a one-item batch of `dls` that every model outputs `(1, n_out)` logits"
-    xb = ifnone(xb, _sample_input(dls))
+    xb = ifnone(xb, sample_input(dls))
     if xb is None: warnings.warn("could not draw a batch from dls: the models' output widths were not checked"); return
     for role, m in models.items():
         if m is None: continue
@@ -989,8 +993,8 @@ def distill_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                                           len(groups) if groups is not None else None)
     if not n_out: raise ValueError("cannot tell the number of classes from dls (no `c` or `vocab`): pass n_out=")
     counts, groups = resolve_groups(dls, groups, class_counts, n_groups, n_out, need_counts=bool({'log_prior', 'class_counts'} & set(spec.inputs)))
-    xb = _sample_input(dls)
-    in_chans = _in_chans_of(xb)  # models built from a name take the data's channels
+    xb = sample_input(dls)
+    in_chans = input_channels(xb)  # models built from a name take the data's channels
     if spec.uses_teacher:
         teacher, t_vocab = _resolve_teacher(teacher, n_out, in_chans, teacher_weights)
         teacher = align_classes(teacher, t_vocab, _vocab_list(getattr(dls, 'vocab', None)), reorder_classes)

@@ -21,7 +21,7 @@ from fastai.optimizer import SGD
 from .losses import balanced_softmax_loss
 from .metrics import group_metrics
 from .models import get_model
-from .distill import resolve_groups, check_widths, _sample_input, _in_chans_of, TrainLossSwap
+from .distill import resolve_groups, check_widths, sample_input, input_channels, TrainLossSwap
 from .checkpoints import save_teacher, load_teacher, model_arch
 
 # %% auto #0
@@ -77,10 +77,10 @@ def teacher_learner(dls, # fastai `DataLoaders` of the long-tailed training set
                                           len(groups) if groups is not None else None)
     if not n_out: raise ValueError("cannot tell the number of classes from dls (no `c` or `vocab`): pass n_out=")
     counts, groups = resolve_groups(dls, groups, class_counts, n_groups, n_out, need_counts=balanced)
-    xb = _sample_input(dls)
+    xb = sample_input(dls)
     if isinstance(arch, str):
         mkw = dict(ifnone(model_kwargs, {}))
-        in_chans = _in_chans_of(xb)
+        in_chans = input_channels(xb)
         if in_chans not in (None, 3): mkw.setdefault('in_chans', in_chans)
         model, name = get_model(arch, n_out, pretrained=pretrained, **mkw), arch
     elif isinstance(arch, nn.Module): model, name = arch, model_arch(arch)
