@@ -92,7 +92,7 @@ class AIDCallback(TrainLossSwap):
         if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0): raise ValueError(f"T must be a positive number, got {T!r}")
         super().__init__()
         self.reference,self.strength,self.T = reference,_check_strength(strength),float(T)
-        self.old_lf,self._log_mets,self._ref_flags = None,L(),None
+        self._log_mets,self._ref_flags = L(),None
         self._ref,self._val,self._vsplit = None,[],None
 
     def __getstate__(self):  # the reference never travels with the learner (`export`, pickling)

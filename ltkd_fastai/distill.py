@@ -585,7 +585,7 @@ class DistillCallback(TrainLossSwap):
         if group_stats != 'batch' and not self._rebalances:
             raise ValueError(f"group_stats={group_stats!r} applies to methods whose loss takes `group_sums` (LTKD's), not {method!r}")
         self.logger = TermLogger(self.log_names)
-        self._active,self._pending,self._logging,self.term_weight = False,False,False,self.weight
+        self._active,self._pending,self.term_weight = False,False,self.weight
         self._init_state()
 
     def _init_state(self):

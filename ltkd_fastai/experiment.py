@@ -531,13 +531,14 @@ def run_experiment(dataset:str='digits', # a key of `PRESETS`: digits, fashion_m
     tmodel, tkey = teachers['']
     runs = pd.DataFrame(rows)
     if posthoc:   # rows 'KD + post-hoc LA', ... from the same runs, right after their plain rows
-        runs = posthoc_rows(runs, True if posthoc is True else [m for m in ([posthoc] if isinstance(posthoc, str) else posthoc)])
+        runs = posthoc_rows(runs, True if posthoc is True else [posthoc] if isinstance(posthoc, str) else list(posthoc))
     # -- the table
     title = (f'{dataset}-LT, imb={imb:g}, class order {class_order}: {teacher} -> {student}, {epochs} epochs, '
              f'seeds {", ".join(map(str, seeds))}; accuracy (%) on the balanced test set')
     if teacher_loss != 'ce': title = title.replace(f': {teacher} -> ', f': {teacher} ({teacher_loss} teacher) -> ', 1)
     order = ['teacher'] + (['teacher+aid'] if adapt else []) + [m + suf for m in methods for suf in teachers]
-    order = [k for m in order for k in (m, m + '+ph') if k == m or k in set(runs['method'])]
+    have = set(runs['method'])
+    order = [k for m in order for k in (m, m + '+ph') if k == m or k in have]
     atomic_write_text(out / f'{tag}.md', format_table(runs, 'markdown', order=order, title=title) + '\n')
     say('\n' + format_table(runs, 'text', order=order, title=title))
     if figures: _figures(out, tag, runs, order, counts, eval_groups, tmodel, dls, feats)
